@@ -1,0 +1,3 @@
+from mmsgate.cli import main
+
+main()

@@ -1,0 +1,129 @@
+"""``POST /ep/v2/``: authenticate, check against the contract, commit, answer.
+
+Every answer to an API call is HTTP 200 with ``status`` success or failure. The only other statuses
+are for things that are not API calls: 405 (wrong method, from the router), 413 (body over the
+limit) and 503 (shutting down). A success is sent only after the message or template, its first
+event and its job are committed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+from starlette.requests import Request as HttpRequest
+from starlette.responses import Response
+
+from mmsgate.api import contract
+from mmsgate.api.auth import Authenticator
+from mmsgate.core.codes import ErrorCode
+from mmsgate.core.model import AccountConfig, utcnow
+from mmsgate.errors import ApiError, NotFound, StoreError
+from mmsgate.store.base import Store
+from mmsgate.store.sql import ACCEPTED_DETAILS, TEMPLATE_ACCEPTED_DETAILS
+
+log = logging.getLogger("mmsgate.api")
+
+_encoder = msgspec.json.Encoder()
+
+
+def json_response(body: dict[str, Any], status: int = 200) -> Response:
+    return Response(_encoder.encode(body), status_code=status, media_type="application/json")
+
+
+def failure(code: ErrorCode, info: str, status: int = 200) -> Response:
+    return json_response({"status": "failure", "error-code": code.value, "error-info": info}, status)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_body(request: HttpRequest, limit: int) -> bytes:
+    """The whole body, refusing (before reading it) one whose Content-Length passes ``limit``."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class Endpoint:
+    """The ep/v2 handler, bound to a store and an authenticator."""
+
+    def __init__(self, store: Store, auth: Authenticator, max_body: int) -> None:
+        self.store = store
+        self.auth = auth
+        self.max_body = max_body
+        self.shutting_down = False
+        self._actions: dict[str, Callable[[dict[str, Any], AccountConfig], Awaitable[dict[str, Any]]]] = {
+            "sendmms": self._sendmms,
+            "savemms": self._savemms,
+            "sendsavedmms": self._sendsavedmms,
+        }
+
+    async def handle(self, request: HttpRequest) -> Response:
+        if self.shutting_down:
+            return failure(ErrorCode.INTERNAL, "the gateway is shutting down; retry on another instance", 503)
+        try:
+            body = await read_body(request, self.max_body)
+        except BodyTooLarge:
+            return failure(ErrorCode.INVALID_REQUEST, f"the body is larger than {self.max_body} bytes", 413)
+        try:
+            config = await self.auth.account_for(request.headers.get("x-api-key"))
+            parsed = contract.parse_body(body)
+            return json_response(await self._actions[parsed.action](parsed.data, config))
+        except ApiError as exc:
+            return failure(exc.code, exc.info)
+        except StoreError as exc:
+            log.warning("store failed during an API call: %s", exc)
+            return failure(ErrorCode.INTERNAL, "internal error: the request was not accepted; please retry")
+        except Exception:
+            log.exception("unexpected error during an API call")
+            return failure(ErrorCode.INTERNAL, "internal error: the request was not accepted; please retry")
+
+    async def _sendmms(self, data: dict[str, Any], config: AccountConfig) -> dict[str, Any]:
+        message = contract.check_sendmms(data, config, utcnow())
+        await self.store.accept_message(message)
+        return {
+            "status": "success",
+            "to": message.to,
+            "tracking-id": message.tracking_id,
+            "status-details": ACCEPTED_DETAILS,
+        }
+
+    async def _savemms(self, data: dict[str, Any], config: AccountConfig) -> dict[str, Any]:
+        template = contract.check_savemms(data, config.account.id, utcnow())
+        await self.store.accept_template(template)
+        return {
+            "status": "success",
+            "tracking-id": template.tracking_id,
+            "mms-id": template.mms_id,
+            "status-details": TEMPLATE_ACCEPTED_DETAILS,
+        }
+
+    async def _sendsavedmms(self, data: dict[str, Any], config: AccountConfig) -> dict[str, Any]:
+        mms_id = contract.mms_id_of(data)
+        try:
+            saved = await self.store.get_template(config.account.id, mms_id)
+        except NotFound:
+            raise ApiError(ErrorCode.MMS_ID_UNKNOWN, f"mms-id {mms_id!r} does not exist") from None
+        contract.check_template_usable(saved)
+        message = contract.check_sendsavedmms(data, saved, config, utcnow())
+        await self.store.accept_message(message)
+        return {
+            "status": "success",
+            "mms-id": saved.mms_id,
+            "tracking-id": message.tracking_id,
+            "to": message.to,
+            "from": message.sender,
+            "status-details": ACCEPTED_DETAILS,
+        }

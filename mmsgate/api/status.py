@@ -1,0 +1,102 @@
+"""``GET /v1/messages/{tracking-id}`` and ``GET /v1/templates/{mms-id}``: state, slides and history.
+
+Authenticated by ``x-api-key`` and scoped to its account: another account's message is "not found".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from mmsgate.api.auth import Authenticator
+from mmsgate.api.endpoint import failure, json_response
+from mmsgate.core.codes import ErrorCode
+from mmsgate.core.model import AccountConfig, Event, Sending, iso, slides_to_wire
+from mmsgate.errors import ApiError, NotFound
+from mmsgate.store.base import Store
+
+_AUTH_STATUS = {ErrorCode.INVALID_API_KEY: 401, ErrorCode.ACCESS_BLOCKED: 403, ErrorCode.THROUGHPUT_EXCEEDED: 429}
+
+
+def _events(events: list[Event]) -> list[dict[str, Any]]:
+    return [
+        {"code": e.code, "status": e.status, "status-details": e.details, "timestamp": iso(e.created_at)}
+        for e in events
+    ]
+
+
+def _sending(s: Sending) -> dict[str, Any]:
+    return {
+        "message-subject": s.subject,
+        "fallback-sms-text": s.fallback_sms_text,
+        "disable-fallback-sms": s.disable_fallback_sms,
+        "disable-fallback-sms-link": s.disable_fallback_sms_link,
+        "fallback-sms-link-expiration": iso(s.fallback_link_expires_at) if s.fallback_link_expires_at else None,
+        "client-reference": s.client_reference,
+        "slide": slides_to_wire(s.slides),
+    }
+
+
+class StatusView:
+    """Read-only views of a caller's own messages and templates."""
+
+    def __init__(self, store: Store, auth: Authenticator) -> None:
+        self.store = store
+        self.auth = auth
+
+    async def _caller(self, request: Request) -> AccountConfig | Response:
+        try:
+            return await self.auth.account_for(request.headers.get("x-api-key"))
+        except ApiError as exc:
+            return failure(exc.code, exc.info, _AUTH_STATUS.get(exc.code, 400))
+
+    async def message(self, request: Request) -> Response:
+        caller = await self._caller(request)
+        if isinstance(caller, Response):
+            return caller
+        tracking_id = request.path_params["tracking_id"]
+        try:
+            m = await self.store.get_message(caller.account.id, tracking_id)
+        except NotFound:
+            return failure(ErrorCode.INVALID_REQUEST, f"no message with tracking-id {tracking_id}", 404)
+        events = await self.store.list_events(m.tracking_id)
+        return json_response(
+            {
+                "tracking-id": m.tracking_id,
+                "state": m.state.value,
+                "mms-id": m.mms_id,
+                "service-id": m.service_id,
+                "to": m.to,
+                "from": m.sender,
+                "from-mask": m.from_mask,
+                "mms-expiry-timestamp": iso(m.expires_at),
+                "cache-content": m.cache_content,
+                **_sending(m.sending),
+                "created": iso(m.created_at),
+                "events": _events(events),
+            }
+        )
+
+    async def template(self, request: Request) -> Response:
+        caller = await self._caller(request)
+        if isinstance(caller, Response):
+            return caller
+        mms_id = request.path_params["mms_id"]
+        try:
+            t = await self.store.get_template(caller.account.id, mms_id)
+        except NotFound:
+            return failure(ErrorCode.MMS_ID_UNKNOWN, f"no template with mms-id {mms_id}", 404)
+        events = await self.store.list_events(t.mms_id)
+        return json_response(
+            {
+                "mms-id": t.mms_id,
+                "tracking-id": t.tracking_id,
+                "name": t.name,
+                "state": t.state.value,
+                **_sending(t.sending),
+                "created": iso(t.created_at),
+                "events": _events(events),
+            }
+        )

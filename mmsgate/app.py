@@ -1,0 +1,85 @@
+"""Assembles the ASGI application and its lifespan (open the store, migrate, close)."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+from collections.abc import AsyncIterator
+from importlib import resources
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from mmsgate import __version__
+from mmsgate.api.auth import Authenticator
+from mmsgate.api.endpoint import Endpoint, json_response
+from mmsgate.api.status import StatusView
+from mmsgate.config import Settings
+from mmsgate.store import create_store
+from mmsgate.store.base import Store
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI description of every endpoint mmsgate serves."""
+    text = (resources.files("mmsgate.api") / "openapi.json").read_text(encoding="utf-8")
+    document: dict[str, Any] = json.loads(text)
+    document["info"]["version"] = __version__
+    return document
+
+
+def create_app(settings: Settings, store: Store | None = None, *, migrate: bool = True) -> Starlette:
+    """The gateway's HTTP application. Without ``store``, the one named by the settings is opened."""
+    the_store = store if store is not None else create_store(settings)
+    owns_store = store is None
+    auth = Authenticator(the_store, settings.auth_cache_seconds)
+    endpoint = Endpoint(the_store, auth, settings.max_body_bytes)
+    status = StatusView(the_store, auth)
+
+    @functools.cache
+    def openapi_body() -> bytes:
+        return json.dumps(openapi_document()).encode()
+
+    async def openapi(_: Request) -> Response:
+        return Response(openapi_body(), media_type="application/json")
+
+    async def health(_: Request) -> Response:
+        return json_response({"status": "ok", "version": __version__})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        if owns_store:
+            if migrate:
+                await the_store.migrate()
+            await the_store.open()
+        try:
+            yield
+        finally:
+            endpoint.shutting_down = True
+            if owns_store:
+                await the_store.close()
+
+    app = Starlette(
+        routes=[
+            Route("/ep/v2/", endpoint.handle, methods=["POST"]),
+            Route("/ep/v2", endpoint.handle, methods=["POST"]),
+            Route("/v1/messages/{tracking_id}", status.message, methods=["GET"]),
+            Route("/v1/templates/{mms_id}", status.template, methods=["GET"]),
+            Route("/openapi.json", openapi, methods=["GET"]),
+            Route("/health", health, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.store = the_store
+    app.state.endpoint = endpoint
+    return app
+
+
+def app_from_environment() -> Starlette:
+    """Factory for multi-process serving: each process builds its settings from MMSGATE_* variables."""
+    from mmsgate.config import load_settings
+
+    return create_app(load_settings())

@@ -1,0 +1,67 @@
+"""Typed settings, built once at the edge: command-line options, then ``MMSGATE_*`` environment
+variables, then a TOML file (``MMSGATE_CONFIG``), then the defaults below."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class Settings(BaseSettings):
+    """Every setting of a gateway process. Build it with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(env_prefix="MMSGATE_", extra="ignore", frozen=True)
+
+    data_dir: Path = Field(default=Path("mmsgate-data"), description="where SQLite, media and demo.json live")
+    database: str | None = Field(
+        default=None, description="postgresql://... to use PostgreSQL; default: SQLite in data_dir"
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    public_url: str | None = Field(default=None, description="base URL the gateway is reached at")
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="largest accepted API body")
+    auth_cache_seconds: float = Field(
+        default=1.0, ge=0, description="how long a key and its account's settings are cached per process"
+    )
+    group_commit_max: int = Field(default=512, ge=1, description="most requests committed together")
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = "FULL"
+    pg_pool_size: int = Field(default=8, ge=1)
+    job_lease_seconds: float = Field(default=60.0, gt=0)
+    demo: bool = Field(default=True, description="create the demo account on first start of `serve`")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("MMSGATE_CONFIG")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+    @property
+    def database_url(self) -> str:
+        """The database in URL form: the configured one, or the SQLite file in the data directory."""
+        if self.database:
+            return self.database
+        return f"sqlite:///{(self.data_dir / 'mmsgate.sqlite3').resolve()}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings; ``None`` overrides (options not given on the command line) are dropped."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    return Settings(**given)  # type: ignore[arg-type]

@@ -1,0 +1,201 @@
+"""Domain records. Rows come back from the store as these frozen dataclasses."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from mmsgate.core.codes import JobKind, MessageState, TemplateState
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def from_epoch(value: float) -> datetime:
+    return datetime.fromtimestamp(value, UTC)
+
+
+def iso(moment: datetime) -> str:
+    """ISO 8601 in UTC with a Z, to the second, as postbacks and the status view show it."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class MediaKind(enum.StrEnum):
+    """The media keys a slide may carry."""
+
+    IMAGE = "image"
+    AUDIO = "audio"
+    VIDEO = "video"
+    CONTACT = "contact"
+    CALENDAR = "calendar"
+    PDF = "pdf"
+
+
+class NumberKind(enum.StrEnum):
+    """What kind of sender number an account owns."""
+
+    SHORT_CODE = "short-code"
+    TOLL_FREE = "toll-free"
+    TEN_DLC = "10dlc"
+
+
+@dataclass(frozen=True, slots=True)
+class Media:
+    kind: MediaKind
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class Slide:
+    """One slide: optional text and up to two media objects, in the contract's rules."""
+
+    text: str | None = None
+    media: tuple[Media, ...] = ()
+
+    def to_wire(self) -> dict[str, Any]:
+        out: dict[str, Any] = {m.kind.value: {"url": m.url} for m in self.media}
+        if self.text is not None:
+            out["message-text"] = self.text
+        return out
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> Slide:
+        media = tuple(Media(MediaKind(k), v["url"]) for k, v in data.items() if k != "message-text")
+        return cls(text=data.get("message-text"), media=media)
+
+
+def slides_to_wire(slides: Sequence[Slide]) -> list[dict[str, Any]]:
+    return [s.to_wire() for s in slides]
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    id: str
+    name: str
+    disabled: bool = False
+    transcoding: bool = True
+    postback_url: str | None = None
+    postback_secret: str | None = None
+    rate_limit: int = 0
+    created_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A key as stored: its id, a short display prefix, and never the key itself."""
+
+    id: str
+    account_id: str
+    prefix: str
+    revoked: bool = False
+    created_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True, slots=True)
+class Campaign:
+    service_id: str
+    account_id: str
+    postback_url: str | None = None
+    created_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True, slots=True)
+class SenderNumber:
+    number: str
+    account_id: str
+    kind: NumberKind
+    service_id: str | None = None
+    """The only campaign that may send from this number; None allows every campaign of the account."""
+
+
+@dataclass(frozen=True, slots=True)
+class BlockedNumber:
+    account_id: str
+    number: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sending:
+    """The fields shared by a message and a template that say how to send and fall back."""
+
+    subject: str | None
+    fallback_sms_text: str | None
+    disable_fallback_sms: bool
+    disable_fallback_sms_link: bool
+    fallback_link_expires_at: datetime | None
+    """Always set on a message; on a template None means one year from each send."""
+    client_reference: str | None
+    slides: tuple[Slide, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """An MMS to one recipient, from `sendmms` or `sendsavedmms`."""
+
+    tracking_id: str
+    account_id: str
+    service_id: str
+    to: str
+    sender: str
+    from_mask: str | None
+    expires_at: datetime
+    cache_content: bool
+    sending: Sending
+    mms_id: str | None = None
+    state: MessageState = MessageState.ACCEPTED
+    created_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A saved MMS (`savemms`), sent later by `sendsavedmms`."""
+
+    mms_id: str
+    tracking_id: str
+    account_id: str
+    name: str
+    sending: Sending
+    state: TemplateState = TemplateState.PROCESSING
+    created_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One step of a message's or template's history; `code` is the contract code where one applies."""
+
+    code: str | None
+    status: str
+    details: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A unit of work claimed by a worker under a lease."""
+
+    id: int
+    kind: JobKind
+    ref: str
+    account_id: str
+    attempts: int
+    run_at: datetime
+    lease_owner: str | None
+    lease_until: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class AccountConfig:
+    """What the API checks a request against: the account, its campaigns, numbers and blocked numbers."""
+
+    account: Account
+    service_ids: frozenset[str]
+    numbers: dict[str, SenderNumber]
+    blocked: frozenset[str]
+
+    def may_send_from(self, number: str, service_id: str) -> bool:
+        owned = self.numbers.get(number)
+        return owned is not None and (owned.service_id is None or owned.service_id == service_id)

@@ -1,0 +1,54 @@
+"""One error tree for mmsgate.
+
+    MmsgateError
+     ├── ApiError            a contract failure answered to an API client (carries its E-code)
+     ├── ConfigError         settings that cannot work
+     └── StoreError          the store could not do what was asked
+          ├── NotFound       the named row does not exist (or belongs to another account)
+          ├── Conflict       the row already exists
+          └── StoreUnavailable  the database could not be reached or failed (retryable)
+
+Errors from libraries are translated where they enter (``raise StoreUnavailable(...) from exc``);
+only ``mmsgate.api`` turns errors into API answers.
+"""
+
+from __future__ import annotations
+
+from mmsgate.core.codes import ErrorCode
+
+
+class MmsgateError(Exception):
+    """Base of every error mmsgate raises on purpose."""
+
+    retryable: bool = False
+
+
+class ApiError(MmsgateError):
+    """A request broke a rule of the contract; answered as ``{"status": "failure", ...}``."""
+
+    def __init__(self, code: ErrorCode, info: str) -> None:
+        super().__init__(f"{code.value}: {info}")
+        self.code = code
+        self.info = info
+
+
+class ConfigError(MmsgateError):
+    """A setting has a value mmsgate cannot work with."""
+
+
+class StoreError(MmsgateError):
+    """The store failed to carry out an operation."""
+
+
+class NotFound(StoreError):
+    """The row asked for does not exist, or is not visible to the caller's account."""
+
+
+class Conflict(StoreError):
+    """The row to create already exists."""
+
+
+class StoreUnavailable(StoreError):
+    """The database is unreachable or failed; the operation may succeed if tried again."""
+
+    retryable = True

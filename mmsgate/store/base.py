@@ -1,0 +1,165 @@
+"""The Store: a narrow interface of domain operations. No SQL leaves ``mmsgate.store``.
+
+Every backend passes the same suite (``tests/integration/test_store.py``).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from datetime import datetime
+
+from mmsgate.core.codes import JobKind, TemplateState
+from mmsgate.core.model import (
+    Account,
+    AccountConfig,
+    ApiKey,
+    BlockedNumber,
+    Campaign,
+    Event,
+    Job,
+    Message,
+    NumberKind,
+    SenderNumber,
+    Template,
+)
+
+
+class Store(abc.ABC):
+    """Durable state of the gateway. Methods raise :class:`mmsgate.errors.StoreError` subclasses."""
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect and start background writers. Does not migrate."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Flush pending group commits and disconnect."""
+
+    @abc.abstractmethod
+    async def migrate(self) -> list[str]:
+        """Apply pending schema migrations; return the ids applied."""
+
+    # accounts -----------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def create_account(self, name: str) -> Account: ...
+
+    @abc.abstractmethod
+    async def get_account(self, account_id: str) -> Account: ...
+
+    @abc.abstractmethod
+    async def list_accounts(self) -> list[Account]: ...
+
+    @abc.abstractmethod
+    async def update_account(
+        self,
+        account_id: str,
+        *,
+        postback_url: str | None = None,
+        postback_secret: str | None = None,
+        transcoding: bool | None = None,
+        disabled: bool | None = None,
+        rate_limit: int | None = None,
+    ) -> Account:
+        """Change the given settings (``None`` leaves one as it is; an empty URL or secret clears it)."""
+
+    @abc.abstractmethod
+    async def delete_account(self, account_id: str) -> None:
+        """Remove the account with its keys, campaigns, numbers and blocks; messages stay for audit."""
+
+    @abc.abstractmethod
+    async def account_config(self, account_id: str) -> AccountConfig: ...
+
+    # keys -----------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def create_key(self, account_id: str) -> tuple[ApiKey, str]:
+        """Create a key; return it as stored and the secret key, which is never stored nor shown again."""
+
+    @abc.abstractmethod
+    async def list_keys(self, account_id: str) -> list[ApiKey]: ...
+
+    @abc.abstractmethod
+    async def revoke_key(self, key_id: str) -> None: ...
+
+    @abc.abstractmethod
+    async def authenticate(self, api_key: str) -> tuple[ApiKey, Account] | None:
+        """Find the key (by its hash) and its account; None if there is no such key."""
+
+    # campaigns, numbers, blocks -------------------------------------------------------------------
+    @abc.abstractmethod
+    async def create_campaign(self, account_id: str, postback_url: str | None = None) -> Campaign: ...
+
+    @abc.abstractmethod
+    async def list_campaigns(self, account_id: str) -> list[Campaign]: ...
+
+    @abc.abstractmethod
+    async def delete_campaign(self, service_id: str) -> None: ...
+
+    @abc.abstractmethod
+    async def add_number(
+        self, account_id: str, number: str, kind: NumberKind, service_id: str | None = None
+    ) -> SenderNumber: ...
+
+    @abc.abstractmethod
+    async def list_numbers(self, account_id: str) -> list[SenderNumber]: ...
+
+    @abc.abstractmethod
+    async def remove_number(self, number: str) -> None: ...
+
+    @abc.abstractmethod
+    async def block_number(self, account_id: str, number: str) -> BlockedNumber: ...
+
+    @abc.abstractmethod
+    async def list_blocked(self, account_id: str) -> list[BlockedNumber]: ...
+
+    @abc.abstractmethod
+    async def unblock_number(self, account_id: str, number: str) -> None: ...
+
+    # messages and templates -----------------------------------------------------------------------
+    @abc.abstractmethod
+    async def accept_message(self, message: Message) -> None:
+        """Commit the message, its first event and the job that continues it, together.
+
+        Concurrent calls are committed in one transaction (group commit); each call returns only
+        after its own commit."""
+
+    @abc.abstractmethod
+    async def accept_template(self, template: Template) -> None:
+        """Commit the template (processing), its first event and its preparation job together."""
+
+    @abc.abstractmethod
+    async def get_message(self, account_id: str, tracking_id: str) -> Message: ...
+
+    @abc.abstractmethod
+    async def get_template(self, account_id: str, mms_id: str) -> Template: ...
+
+    @abc.abstractmethod
+    async def set_template_state(
+        self, mms_id: str, state: TemplateState, *, code: str | None, details: str
+    ) -> None:
+        """Move a template to a new state and record the event that says why."""
+
+    @abc.abstractmethod
+    async def list_events(self, subject_id: str) -> list[Event]:
+        """A message's or template's events, oldest first."""
+
+    @abc.abstractmethod
+    async def message_ids(self, tracking_ids: Sequence[str]) -> dict[str, int]:
+        """How many stored messages have each of the given tracking ids (audits and tests)."""
+
+    # jobs -----------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def claim_jobs(
+        self, owner: str, *, limit: int, lease_seconds: float, kinds: Sequence[JobKind] | None = None
+    ) -> list[Job]:
+        """Atomically lease up to ``limit`` due jobs (queued and due, or running with an expired lease).
+
+        No two claimers ever hold the same job at once."""
+
+    @abc.abstractmethod
+    async def finish_job(self, job_id: int, owner: str) -> bool:
+        """Mark a job done; False if ``owner`` no longer holds its lease."""
+
+    @abc.abstractmethod
+    async def retry_job(self, job_id: int, owner: str, *, run_at: datetime, error: str) -> bool:
+        """Release a job to run again at ``run_at``; False if ``owner`` no longer holds its lease."""

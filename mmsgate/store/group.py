@@ -1,0 +1,82 @@
+"""Group commit: concurrent writes are committed together, and each caller waits for its own commit.
+
+One flush runs at a time; writes that arrive meanwhile form the next batch, so batches grow with load
+and a lone write is committed at once. If a batch fails, its writes are committed one by one so that
+only the write at fault gets the error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class GroupCommitter(Generic[T]):
+    """Batches items for ``flush`` (which commits a list of items in one transaction)."""
+
+    def __init__(self, flush: Callable[[list[T]], Awaitable[None]], max_batch: int = 512) -> None:
+        self._flush = flush
+        self._max_batch = max_batch
+        self._pending: list[tuple[T, asyncio.Future[None]]] = []
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="group-commit")
+
+    async def submit(self, item: T) -> None:
+        """Return once ``item`` is committed; raise its error if it could not be."""
+        if self._task is None or self._closing:
+            raise RuntimeError("group committer is not running")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        self._wakeup.set()
+        await future
+
+    async def close(self) -> None:
+        """Commit everything already submitted, then stop."""
+        self._closing = True
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                batch = self._pending[: self._max_batch]
+                del self._pending[: self._max_batch]
+                await self._commit(batch)
+            if self._closing:
+                return
+
+    async def _commit(self, batch: list[tuple[T, asyncio.Future[None]]]) -> None:
+        try:
+            await self._flush([item for item, _ in batch])
+        except Exception as exc:
+            if len(batch) == 1:
+                if not batch[0][1].done():
+                    batch[0][1].set_exception(exc)
+                return
+            for item, future in batch:
+                await self._commit_alone(item, future)
+            return
+        for _, future in batch:
+            if not future.done():
+                future.set_result(None)
+
+    async def _commit_alone(self, item: T, future: asyncio.Future[None]) -> None:
+        try:
+            await self._flush([item])
+        except Exception as exc:
+            if not future.done():
+                future.set_exception(exc)
+        else:
+            if not future.done():
+                future.set_result(None)

@@ -1,0 +1,95 @@
+"""PostgreSQL backend: a psycopg 3 connection pool; jobs claimed with FOR UPDATE SKIP LOCKED.
+
+Several API and worker processes on several machines may share one database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg_pool import AsyncConnectionPool
+
+from mmsgate.errors import Conflict, NotFound, StoreError, StoreUnavailable
+from mmsgate.store.migrate import apply_migrations
+from mmsgate.store.sql import Params, Row, SqlStore, Statement
+
+
+def _pg(sql: str) -> str:
+    return sql.replace("?", "%s")
+
+
+def _translate(exc: psycopg.Error) -> StoreError:
+    if isinstance(exc, pg_errors.ForeignKeyViolation):
+        return NotFound(str(exc))
+    if isinstance(exc, pg_errors.UniqueViolation):
+        return Conflict(str(exc))
+    return StoreUnavailable(f"PostgreSQL: {exc}")
+
+
+class PostgresStore(SqlStore):
+    """The store for deployments that scale across processes and machines."""
+
+    skip_locked = " FOR UPDATE SKIP LOCKED"
+
+    def __init__(self, url: str, *, pool_size: int = 8, group_commit_max: int = 512) -> None:
+        super().__init__(group_commit_max=group_commit_max)
+        self.url = url
+        self._pool_size = pool_size
+        self._pool: AsyncConnectionPool | None = None
+
+    async def open(self) -> None:
+        pool = AsyncConnectionPool(
+            self.url, min_size=1, max_size=self._pool_size, open=False, kwargs={"autocommit": True}
+        )
+        try:
+            await pool.open(wait=True, timeout=10)
+        except (psycopg.Error, TimeoutError, asyncio.TimeoutError) as exc:
+            await pool.close()
+            raise StoreUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
+        self._pool = pool
+        await self._start_group_commit()
+
+    async def close(self) -> None:
+        await self._stop_group_commit()
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def migrate(self) -> list[str]:
+        return await asyncio.to_thread(apply_migrations, self.url, "postgresql")
+
+    def _require_pool(self) -> AsyncConnectionPool:
+        if self._pool is None:
+            raise RuntimeError("store is not open")
+        return self._pool
+
+    async def _read(self, sql: str, params: Params = ()) -> list[Row]:
+        try:
+            async with self._require_pool().connection() as conn:
+                cur = await conn.execute(_pg(sql), params)
+                return await cur.fetchall()
+        except psycopg.Error as exc:
+            raise _translate(exc) from exc
+
+    async def _write(self, statements: Sequence[Statement]) -> list[list[Row]]:
+        results: list[list[Row]] = []
+        try:
+            async with self._require_pool().connection() as conn, conn.transaction():
+                for sql, params in statements:
+                    cur = await conn.execute(_pg(sql), params)
+                    results.append(await cur.fetchall() if cur.description else [])
+        except psycopg.Error as exc:
+            raise _translate(exc) from exc
+        return results
+
+    async def _write_many(self, batches: Sequence[tuple[str, list[Params]]]) -> None:
+        try:
+            async with self._require_pool().connection() as conn, conn.transaction():
+                cur = conn.cursor()
+                for sql, rows in batches:
+                    await cur.executemany(_pg(sql), rows)
+        except psycopg.Error as exc:
+            raise _translate(exc) from exc

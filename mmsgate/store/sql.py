@@ -1,0 +1,592 @@
+"""The Store's domain operations, written once in SQL that SQLite and PostgreSQL both run.
+
+Backends supply four primitives (read, write in one transaction, write many in one transaction,
+and the row-locking clause) plus error translation; everything else lives here. Placeholders are
+``?``; the PostgreSQL backend rewrites them.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import secrets
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from mmsgate.core.codes import EventCode, JobKind, MessageState, TemplateState
+from mmsgate.core.model import (
+    Account,
+    AccountConfig,
+    ApiKey,
+    BlockedNumber,
+    Campaign,
+    Event,
+    Job,
+    Message,
+    NumberKind,
+    SenderNumber,
+    Sending,
+    Slide,
+    Template,
+    from_epoch,
+)
+from mmsgate.errors import Conflict, NotFound
+from mmsgate.store.base import Store
+from mmsgate.store.group import GroupCommitter
+
+Row = tuple[Any, ...]
+Params = Sequence[Any]
+Statement = tuple[str, Params]
+
+ACCEPTED_DETAILS = "MMS request accepted and queued for processing and delivery."
+TEMPLATE_ACCEPTED_DETAILS = "Save MMS request accepted and queued for processing."
+
+_ACCOUNT_COLUMNS = "id, name, disabled, transcoding, postback_url, postback_secret, rate_limit, created_at"
+_KEY_COLUMNS = "id, account_id, prefix, revoked, created_at"
+_SENDING_COLUMNS = (
+    "subject, fallback_sms_text, disable_fallback_sms, disable_fallback_sms_link, "
+    "fallback_link_expires_at, client_reference, slides"
+)
+_MESSAGE_COLUMNS = (
+    "tracking_id, account_id, service_id, to_number, from_number, from_mask, expires_at, cache_content, "
+    f"{_SENDING_COLUMNS}, mms_id, state, created_at"
+)
+_TEMPLATE_COLUMNS = f"mms_id, tracking_id, account_id, name, {_SENDING_COLUMNS}, state, created_at"
+_JOB_COLUMNS = "id, kind, ref, account_id, attempts, run_at, lease_owner, lease_until"
+
+_slides_encoder = msgspec.json.Encoder()
+_slides_decoder = msgspec.json.Decoder(list[dict[str, Any]])
+
+
+def hash_key(api_key: str) -> str:
+    """Keys are 256-bit random tokens, so a plain SHA-256 is a sufficient one-way store."""
+    return hashlib.sha256(api_key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _account(row: Row) -> Account:
+    return Account(
+        id=row[0],
+        name=row[1],
+        disabled=bool(row[2]),
+        transcoding=bool(row[3]),
+        postback_url=row[4],
+        postback_secret=row[5],
+        rate_limit=int(row[6]),
+        created_at=from_epoch(row[7]),
+    )
+
+
+def _key(row: Row) -> ApiKey:
+    return ApiKey(
+        id=row[0], account_id=row[1], prefix=row[2], revoked=bool(row[3]), created_at=from_epoch(row[4])
+    )
+
+
+def _sending(row: Row) -> Sending:
+    return Sending(
+        subject=row[0],
+        fallback_sms_text=row[1],
+        disable_fallback_sms=bool(row[2]),
+        disable_fallback_sms_link=bool(row[3]),
+        fallback_link_expires_at=from_epoch(row[4]) if row[4] is not None else None,
+        client_reference=row[5],
+        slides=tuple(Slide.from_wire(s) for s in _slides_decoder.decode(row[6])),
+    )
+
+
+def _sending_params(s: Sending) -> tuple[Any, ...]:
+    return (
+        s.subject,
+        s.fallback_sms_text,
+        s.disable_fallback_sms,
+        s.disable_fallback_sms_link,
+        s.fallback_link_expires_at.timestamp() if s.fallback_link_expires_at else None,
+        s.client_reference,
+        _slides_encoder.encode([slide.to_wire() for slide in s.slides]).decode(),
+    )
+
+
+def _message(row: Row) -> Message:
+    return Message(
+        tracking_id=row[0],
+        account_id=row[1],
+        service_id=row[2],
+        to=row[3],
+        sender=row[4],
+        from_mask=row[5],
+        expires_at=from_epoch(row[6]),
+        cache_content=bool(row[7]),
+        sending=_sending(row[8:15]),
+        mms_id=row[15],
+        state=MessageState(row[16]),
+        created_at=from_epoch(row[17]),
+    )
+
+
+def _template(row: Row) -> Template:
+    return Template(
+        mms_id=row[0],
+        tracking_id=row[1],
+        account_id=row[2],
+        name=row[3],
+        sending=_sending(row[4:11]),
+        state=TemplateState(row[11]),
+        created_at=from_epoch(row[12]),
+    )
+
+
+def _job(row: Row) -> Job:
+    return Job(
+        id=int(row[0]),
+        kind=JobKind(row[1]),
+        ref=row[2],
+        account_id=row[3],
+        attempts=int(row[4]),
+        run_at=from_epoch(row[5]),
+        lease_owner=row[6],
+        lease_until=from_epoch(row[7]) if row[7] is not None else None,
+    )
+
+
+def _event_statement(subject_id: str, account_id: str, code: str | None, status: str, details: str) -> Statement:
+    return (
+        "INSERT INTO events (subject_id, account_id, code, status, details, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        (subject_id, account_id, code, status, details, time.time()),
+    )
+
+
+def _job_statement(kind: JobKind, ref: str, account_id: str, run_at: float) -> Statement:
+    return (
+        "INSERT INTO jobs (kind, ref, account_id, state, attempts, run_at, created_at, updated_at) "
+        "VALUES (?, ?, ?, 'queued', 0, ?, ?, ?)",
+        (kind.value, ref, account_id, run_at, run_at, run_at),
+    )
+
+
+class SqlStore(Store):
+    """Domain operations over a SQL backend's primitives."""
+
+    #: appended to the claim query's row selection to lock rows without waiting (PostgreSQL)
+    skip_locked = ""
+
+    def __init__(self, *, group_commit_max: int = 512) -> None:
+        self._group_commit_max = group_commit_max
+        self._committer: GroupCommitter[list[Statement]] | None = None
+
+    # primitives -------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def _read(self, sql: str, params: Params = ()) -> list[Row]:
+        """Run one query; return its rows."""
+
+    @abc.abstractmethod
+    async def _write(self, statements: Sequence[Statement]) -> list[list[Row]]:
+        """Run the statements in one transaction; return each one's rows (from RETURNING)."""
+
+    @abc.abstractmethod
+    async def _write_many(self, batches: Sequence[tuple[str, list[Params]]]) -> None:
+        """Run each statement once per parameter set, all in one transaction."""
+
+    async def _start_group_commit(self) -> None:
+        self._committer = GroupCommitter(self._flush_group, self._group_commit_max)
+        self._committer.start()
+
+    async def _stop_group_commit(self) -> None:
+        if self._committer is not None:
+            await self._committer.close()
+            self._committer = None
+
+    async def _flush_group(self, items: list[list[Statement]]) -> None:
+        grouped: dict[str, list[Params]] = {}
+        for statements in items:
+            for sql, params in statements:
+                grouped.setdefault(sql, []).append(params)
+        await self._write_many(list(grouped.items()))
+
+    async def _group(self, statements: list[Statement]) -> None:
+        if self._committer is None:
+            raise RuntimeError("store is not open")
+        await self._committer.submit(statements)
+
+    async def _one(self, sql: str, params: Params, what: str) -> Row:
+        rows = await self._read(sql, params)
+        if not rows:
+            raise NotFound(what)
+        return rows[0]
+
+    # accounts ---------------------------------------------------------------------------------
+    async def create_account(self, name: str) -> Account:
+        account = Account(id=f"acc_{secrets.token_hex(8)}", name=name)
+        await self._write(
+            [
+                (
+                    f"INSERT INTO accounts ({_ACCOUNT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (account.id, name, False, True, None, None, 0, account.created_at.timestamp()),
+                )
+            ]
+        )
+        return account
+
+    async def get_account(self, account_id: str) -> Account:
+        row = await self._one(
+            f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE id = ?", (account_id,), f"no account {account_id}"
+        )
+        return _account(row)
+
+    async def list_accounts(self) -> list[Account]:
+        return [_account(r) for r in await self._read(f"SELECT {_ACCOUNT_COLUMNS} FROM accounts ORDER BY created_at")]
+
+    async def update_account(
+        self,
+        account_id: str,
+        *,
+        postback_url: str | None = None,
+        postback_secret: str | None = None,
+        transcoding: bool | None = None,
+        disabled: bool | None = None,
+        rate_limit: int | None = None,
+    ) -> Account:
+        changes: dict[str, Any] = {
+            "postback_url": postback_url or None if postback_url is not None else ...,
+            "postback_secret": postback_secret or None if postback_secret is not None else ...,
+            "transcoding": transcoding if transcoding is not None else ...,
+            "disabled": disabled if disabled is not None else ...,
+            "rate_limit": rate_limit if rate_limit is not None else ...,
+        }
+        given = {column: value for column, value in changes.items() if value is not ...}
+        if given:
+            assignments = ", ".join(f"{column} = ?" for column in given)
+            rows = await self._write(
+                [(f"UPDATE accounts SET {assignments} WHERE id = ? RETURNING id", (*given.values(), account_id))]
+            )
+            if not rows[0]:
+                raise NotFound(f"no account {account_id}")
+        return await self.get_account(account_id)
+
+    async def delete_account(self, account_id: str) -> None:
+        rows = await self._write([("DELETE FROM accounts WHERE id = ? RETURNING id", (account_id,))])
+        if not rows[0]:
+            raise NotFound(f"no account {account_id}")
+
+    async def account_config(self, account_id: str) -> AccountConfig:
+        account = await self.get_account(account_id)
+        campaigns = await self._read("SELECT service_id FROM campaigns WHERE account_id = ?", (account_id,))
+        numbers = await self.list_numbers(account_id)
+        blocked = await self._read("SELECT number FROM blocked_numbers WHERE account_id = ?", (account_id,))
+        return AccountConfig(
+            account=account,
+            service_ids=frozenset(r[0] for r in campaigns),
+            numbers={n.number: n for n in numbers},
+            blocked=frozenset(r[0] for r in blocked),
+        )
+
+    # keys -------------------------------------------------------------------------------------
+    async def create_key(self, account_id: str) -> tuple[ApiKey, str]:
+        await self.get_account(account_id)
+        secret = f"mmsk_{secrets.token_urlsafe(32)}"
+        key = ApiKey(id=f"key_{secrets.token_hex(8)}", account_id=account_id, prefix=secret[:10])
+        try:
+            await self._write(
+                [
+                    (
+                        f"INSERT INTO api_keys ({_KEY_COLUMNS}, key_hash) VALUES (?, ?, ?, ?, ?, ?)",
+                        (key.id, account_id, key.prefix, False, key.created_at.timestamp(), hash_key(secret)),
+                    )
+                ]
+            )
+        except NotFound as exc:
+            raise NotFound(f"no account {account_id}") from exc
+        return key, secret
+
+    async def list_keys(self, account_id: str) -> list[ApiKey]:
+        await self.get_account(account_id)
+        rows = await self._read(
+            f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE account_id = ? ORDER BY created_at", (account_id,)
+        )
+        return [_key(r) for r in rows]
+
+    async def revoke_key(self, key_id: str) -> None:
+        rows = await self._write([("UPDATE api_keys SET revoked = ? WHERE id = ? RETURNING id", (True, key_id))])
+        if not rows[0]:
+            raise NotFound(f"no key {key_id}")
+
+    async def authenticate(self, api_key: str) -> tuple[ApiKey, Account] | None:
+        key_columns = ", ".join(f"k.{c.strip()}" for c in _KEY_COLUMNS.split(","))
+        account_columns = ", ".join(f"a.{c.strip()}" for c in _ACCOUNT_COLUMNS.split(","))
+        rows = await self._read(
+            f"SELECT {key_columns}, {account_columns} FROM api_keys k JOIN accounts a ON a.id = k.account_id "
+            "WHERE k.key_hash = ?",
+            (hash_key(api_key),),
+        )
+        if not rows:
+            return None
+        return _key(rows[0][:5]), _account(rows[0][5:])
+
+    # campaigns, numbers, blocks -----------------------------------------------------------------
+    async def create_campaign(self, account_id: str, postback_url: str | None = None) -> Campaign:
+        await self.get_account(account_id)
+        for _ in range(5):
+            campaign = Campaign(
+                service_id=str(10**9 + secrets.randbelow(9 * 10**9)),
+                account_id=account_id,
+                postback_url=postback_url,
+            )
+            try:
+                await self._write(
+                    [
+                        (
+                            "INSERT INTO campaigns (service_id, account_id, postback_url, created_at) "
+                            "VALUES (?, ?, ?, ?)",
+                            (campaign.service_id, account_id, postback_url, campaign.created_at.timestamp()),
+                        )
+                    ]
+                )
+            except Conflict:
+                continue
+            return campaign
+        raise Conflict("could not find a free service-id")  # pragma: no cover - 1 in 10^40
+
+    async def list_campaigns(self, account_id: str) -> list[Campaign]:
+        await self.get_account(account_id)
+        rows = await self._read(
+            "SELECT service_id, account_id, postback_url, created_at FROM campaigns WHERE account_id = ? "
+            "ORDER BY created_at",
+            (account_id,),
+        )
+        return [Campaign(r[0], r[1], r[2], from_epoch(r[3])) for r in rows]
+
+    async def delete_campaign(self, service_id: str) -> None:
+        rows = await self._write([("DELETE FROM campaigns WHERE service_id = ? RETURNING service_id", (service_id,))])
+        if not rows[0]:
+            raise NotFound(f"no campaign {service_id}")
+
+    async def add_number(
+        self, account_id: str, number: str, kind: NumberKind, service_id: str | None = None
+    ) -> SenderNumber:
+        await self.get_account(account_id)
+        if service_id is not None:
+            owner = await self._read("SELECT account_id FROM campaigns WHERE service_id = ?", (service_id,))
+            if not owner or owner[0][0] != account_id:
+                raise NotFound(f"account {account_id} has no campaign {service_id}")
+        try:
+            await self._write(
+                [
+                    (
+                        "INSERT INTO numbers (number, account_id, kind, service_id, created_at) VALUES (?, ?, ?, ?, ?)",
+                        (number, account_id, kind.value, service_id, time.time()),
+                    )
+                ]
+            )
+        except Conflict as exc:
+            raise Conflict(f"number {number} is already registered") from exc
+        return SenderNumber(number=number, account_id=account_id, kind=kind, service_id=service_id)
+
+    async def list_numbers(self, account_id: str) -> list[SenderNumber]:
+        rows = await self._read(
+            "SELECT number, account_id, kind, service_id FROM numbers WHERE account_id = ? ORDER BY number",
+            (account_id,),
+        )
+        return [SenderNumber(r[0], r[1], NumberKind(r[2]), r[3]) for r in rows]
+
+    async def remove_number(self, number: str) -> None:
+        rows = await self._write([("DELETE FROM numbers WHERE number = ? RETURNING number", (number,))])
+        if not rows[0]:
+            raise NotFound(f"no number {number}")
+
+    async def block_number(self, account_id: str, number: str) -> BlockedNumber:
+        await self.get_account(account_id)
+        try:
+            await self._write(
+                [
+                    (
+                        "INSERT INTO blocked_numbers (account_id, number, created_at) VALUES (?, ?, ?)",
+                        (account_id, number, time.time()),
+                    )
+                ]
+            )
+        except Conflict:
+            pass  # blocking twice is blocking
+        return BlockedNumber(account_id=account_id, number=number)
+
+    async def list_blocked(self, account_id: str) -> list[BlockedNumber]:
+        await self.get_account(account_id)
+        rows = await self._read(
+            "SELECT account_id, number FROM blocked_numbers WHERE account_id = ? ORDER BY number", (account_id,)
+        )
+        return [BlockedNumber(r[0], r[1]) for r in rows]
+
+    async def unblock_number(self, account_id: str, number: str) -> None:
+        rows = await self._write(
+            [
+                (
+                    "DELETE FROM blocked_numbers WHERE account_id = ? AND number = ? RETURNING number",
+                    (account_id, number),
+                )
+            ]
+        )
+        if not rows[0]:
+            raise NotFound(f"{number} is not blocked for account {account_id}")
+
+    # messages and templates -------------------------------------------------------------------
+    async def accept_message(self, message: Message) -> None:
+        now = message.created_at.timestamp()
+        await self._group(
+            [
+                (
+                    f"INSERT INTO messages ({_MESSAGE_COLUMNS}, updated_at) VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        message.tracking_id,
+                        message.account_id,
+                        message.service_id,
+                        message.to,
+                        message.sender,
+                        message.from_mask,
+                        message.expires_at.timestamp(),
+                        message.cache_content,
+                        *_sending_params(message.sending),
+                        message.mms_id,
+                        message.state.value,
+                        now,
+                        now,
+                    ),
+                ),
+                _event_statement(message.tracking_id, message.account_id, None, "Accepted", ACCEPTED_DETAILS),
+                _job_statement(JobKind.DELIVER, message.tracking_id, message.account_id, now),
+            ]
+        )
+
+    async def accept_template(self, template: Template) -> None:
+        now = template.created_at.timestamp()
+        await self._group(
+            [
+                (
+                    f"INSERT INTO templates ({_TEMPLATE_COLUMNS}, updated_at) VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        template.mms_id,
+                        template.tracking_id,
+                        template.account_id,
+                        template.name,
+                        *_sending_params(template.sending),
+                        template.state.value,
+                        now,
+                        now,
+                    ),
+                ),
+                _event_statement(
+                    template.mms_id, template.account_id, None, "Processing", TEMPLATE_ACCEPTED_DETAILS
+                ),
+                _job_statement(JobKind.PREPARE_TEMPLATE, template.mms_id, template.account_id, now),
+            ]
+        )
+
+    async def get_message(self, account_id: str, tracking_id: str) -> Message:
+        row = await self._one(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE tracking_id = ? AND account_id = ?",
+            (tracking_id, account_id),
+            f"no message {tracking_id}",
+        )
+        return _message(row)
+
+    async def get_template(self, account_id: str, mms_id: str) -> Template:
+        row = await self._one(
+            f"SELECT {_TEMPLATE_COLUMNS} FROM templates WHERE mms_id = ? AND account_id = ?",
+            (mms_id, account_id),
+            f"no template {mms_id}",
+        )
+        return _template(row)
+
+    async def set_template_state(
+        self, mms_id: str, state: TemplateState, *, code: str | None, details: str
+    ) -> None:
+        now = time.time()
+        status = EventCode(code).status if code else state.value.capitalize()
+        rows = await self._write(
+            [
+                (
+                    "UPDATE templates SET state = ?, updated_at = ? WHERE mms_id = ? RETURNING mms_id",
+                    (state.value, now, mms_id),
+                ),
+                (
+                    "INSERT INTO events (subject_id, account_id, code, status, details, created_at) "
+                    "SELECT mms_id, account_id, ?, ?, ?, ? FROM templates WHERE mms_id = ?",
+                    (code, status, details, now, mms_id),
+                ),
+            ]
+        )
+        if not rows[0]:
+            raise NotFound(f"no template {mms_id}")
+
+    async def list_events(self, subject_id: str) -> list[Event]:
+        rows = await self._read(
+            "SELECT code, status, details, created_at FROM events WHERE subject_id = ? ORDER BY id", (subject_id,)
+        )
+        return [Event(r[0], r[1], r[2], from_epoch(r[3])) for r in rows]
+
+    async def message_ids(self, tracking_ids: Sequence[str]) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for start in range(0, len(tracking_ids), 500):
+            chunk = tracking_ids[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            rows = await self._read(
+                f"SELECT tracking_id, COUNT(*) FROM messages WHERE tracking_id IN ({marks}) GROUP BY tracking_id",
+                chunk,
+            )
+            counts.update({r[0]: int(r[1]) for r in rows})
+        return counts
+
+    # jobs -------------------------------------------------------------------------------------
+    async def claim_jobs(
+        self, owner: str, *, limit: int, lease_seconds: float, kinds: Sequence[JobKind] | None = None
+    ) -> list[Job]:
+        now = time.time()
+        kind_filter = ""
+        params: list[Any] = [now, now]
+        if kinds:
+            kind_filter = f" AND kind IN ({', '.join('?' for _ in kinds)})"
+            params.extend(k.value for k in kinds)
+        params.extend([limit, owner, now + lease_seconds, now])
+        rows = await self._write(
+            [
+                (
+                    "WITH due AS (SELECT id FROM jobs WHERE ((state = 'queued' AND run_at <= ?) "
+                    f"OR (state = 'running' AND lease_until < ?)){kind_filter} ORDER BY run_at LIMIT ?"
+                    f"{self.skip_locked}) "
+                    "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = ?, "
+                    "lease_until = ?, updated_at = ? FROM due WHERE jobs.id = due.id "
+                    f"RETURNING {', '.join('jobs.' + c.strip() for c in _JOB_COLUMNS.split(','))}",
+                    params,
+                )
+            ]
+        )
+        return sorted((_job(r) for r in rows[0]), key=lambda j: (j.run_at, j.id))
+
+    async def finish_job(self, job_id: int, owner: str) -> bool:
+        rows = await self._write(
+            [
+                (
+                    "UPDATE jobs SET state = 'done', lease_owner = NULL, lease_until = NULL, updated_at = ? "
+                    "WHERE id = ? AND lease_owner = ? AND state = 'running' RETURNING id",
+                    (time.time(), job_id, owner),
+                )
+            ]
+        )
+        return bool(rows[0])
+
+    async def retry_job(self, job_id: int, owner: str, *, run_at: datetime, error: str) -> bool:
+        rows = await self._write(
+            [
+                (
+                    "UPDATE jobs SET state = 'queued', run_at = ?, lease_owner = NULL, lease_until = NULL, "
+                    "last_error = ?, updated_at = ? WHERE id = ? AND lease_owner = ? AND state = 'running' "
+                    "RETURNING id",
+                    (run_at.timestamp(), error, time.time(), job_id, owner),
+                )
+            ]
+        )
+        return bool(rows[0])
