@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import os
+import socket
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import asdict, is_dataclass
@@ -67,7 +68,11 @@ def store_options(fn: Callable[P, T]) -> Callable[P, T]:
 
     fn = click.option("--json", "as_json", is_flag=True, help="print one JSON object")(fn)
     fn = click.option(
-        "--database", default=None, expose_value=False, callback=remember, help="postgresql://... (or MMSGATE_DATABASE)"
+        "--database",
+        default=None,
+        expose_value=False,
+        callback=remember,
+        help="postgresql://... (or MMSGATE_DATABASE)",
     )(fn)
     fn = click.option(
         "--data-dir",
@@ -128,7 +133,9 @@ def _kind_of(number: str) -> NumberKind:
 @click.version_option(package_name="mmsgate")
 def main() -> None:
     """mmsgate: a self-hosted MMS gateway speaking the Sinch MMS JSON API."""
-    logging.basicConfig(level=os.environ.get("MMSGATE_LOG_LEVEL", "INFO"), format="%(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("MMSGATE_LOG_LEVEL", "INFO"), format="%(levelname)s %(name)s %(message)s"
+    )
     logging.getLogger("yoyo").setLevel(logging.WARNING)
 
 
@@ -137,7 +144,9 @@ def main() -> None:
 
 
 def _server_options(fn: Callable[P, T]) -> Callable[P, T]:
-    fn = click.option("--database", default=None, help="postgresql://... (default: SQLite in the data dir)")(fn)
+    fn = click.option("--database", default=None, help="postgresql://... (default: SQLite in the data dir)")(
+        fn
+    )
     fn = click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="data directory")(fn)
     fn = click.option("--port", type=int, default=None, help="port (default 8080; 0 picks a free one)")(fn)
     fn = click.option("--host", default=None, help="address to listen on (default 127.0.0.1)")(fn)
@@ -146,6 +155,17 @@ def _server_options(fn: Callable[P, T]) -> Callable[P, T]:
 
 async def _serve(settings: Settings, *, demo: bool) -> None:
     import uvicorn
+
+    class _Server(uvicorn.Server):
+        """Says when it listens, so the address (with a port picked by the OS) can be printed."""
+
+        def __init__(self, config: uvicorn.Config) -> None:
+            super().__init__(config)
+            self.ready = asyncio.Event()
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            self.ready.set()
 
     from mmsgate.app import create_app
     from mmsgate.demo import ensure_demo
@@ -167,13 +187,14 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
             log_level="warning",
             timeout_graceful_shutdown=10,
         )
-        server = uvicorn.Server(config)
+        server = _Server(config)
         serving = asyncio.create_task(server.serve())
-        while not server.started and not serving.done():
-            await asyncio.sleep(0.05)
+        ready = asyncio.create_task(server.ready.wait())
+        await asyncio.wait({serving, ready}, return_when=asyncio.FIRST_COMPLETED)
+        ready.cancel()
         if server.started:
             port = server.servers[0].sockets[0].getsockname()[1]
-            click.echo(f"mmsgate listening on http://{settings.host}:{port}", nl=True)
+            click.echo(f"mmsgate listening on http://{settings.host}:{port}")
             sys.stdout.flush()
         await serving
     finally:
@@ -189,7 +210,9 @@ async def _announce_demo(
         click.echo(
             "Demo account created (shown once; also saved in {path}):\n"
             f"  account_id  {demo.account_id}\n  api_key     {demo.api_key}\n"
-            f"  service-id  {demo.service_id}\n  from        {demo.sender}\n  to          {demo.to}".format(path=path)
+            f"  service-id  {demo.service_id}\n  from        {demo.sender}\n  to          {demo.to}".format(
+                path=path
+            )
         )
     else:
         click.echo(f"Demo account {demo.account_id}: credentials in {path}")
@@ -207,7 +230,7 @@ def _run_loop(coro: Coroutine[Any, Any, None]) -> None:
 @main.command()
 @_server_options
 def serve(host: str | None, port: int | None, data_dir: Path | None, database: str | None) -> None:
-    """Run the gateway in one process: API, workers, sandbox carrier and console."""
+    """Run the whole gateway in one process (creates the demo account on first start)."""
     settings = load_settings(host=host, port=port, data_dir=data_dir, database=database)
     _run_loop(_serve(settings, demo=settings.demo))
 
@@ -215,7 +238,9 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, database: s
 @main.command()
 @_server_options
 @click.option("--processes", type=int, default=1, show_default=True, help="API processes sharing the port")
-def api(host: str | None, port: int | None, data_dir: Path | None, database: str | None, processes: int) -> None:
+def api(
+    host: str | None, port: int | None, data_dir: Path | None, database: str | None, processes: int
+) -> None:
     """Run only the HTTP API (scale out: several processes, several machines, one PostgreSQL)."""
     settings = load_settings(host=host, port=port, data_dir=data_dir, database=database)
     if processes <= 1:
@@ -252,7 +277,9 @@ def migrate(as_json: bool) -> None:
     """Apply pending schema migrations."""
     settings = _settings(click.get_current_context())
     applied = asyncio.run(_migrate(settings))
-    _emit(as_json, {"applied": applied}, f"applied {len(applied)} migration(s): {', '.join(applied) or 'none'}")
+    _emit(
+        as_json, {"applied": applied}, f"applied {len(applied)} migration(s): {', '.join(applied) or 'none'}"
+    )
 
 
 @main.group()
@@ -293,7 +320,7 @@ def account() -> None:
 async def account_create(store: Store, name: str, as_json: bool) -> None:
     """Create an account and its first API key (the key is shown once)."""
     acc = await store.create_account(name)
-    key, secret = await store.create_key(acc.id)
+    _, secret = await store.create_key(acc.id)
     _emit(
         as_json,
         {"account_id": acc.id, "api_key": secret},
@@ -317,7 +344,9 @@ async def account_list(store: Store, as_json: bool) -> None:
 @click.option("--postback-secret", default=None, help="secret that signs postbacks ('' clears it)")
 @click.option("--transcoding", type=click.Choice(["on", "off"]), default=None)
 @click.option("--disabled", type=click.Choice(["true", "false"]), default=None)
-@click.option("--rate-limit", type=click.IntRange(min=0), default=None, help="API requests per second; 0: none")
+@click.option(
+    "--rate-limit", type=click.IntRange(min=0), default=None, help="API requests per second; 0: none"
+)
 @store_options
 @with_store
 async def account_set(
@@ -440,7 +469,9 @@ def number() -> None:
 @click.argument("account_id", metavar="ACCOUNT")
 @click.argument("value", metavar="NUMBER")
 @click.option("--campaign", "service_id", default=None, help="allow it only for this service-id")
-@click.option("--kind", type=click.Choice([k.value for k in NumberKind]), default=None, help="default: guessed")
+@click.option(
+    "--kind", type=click.Choice([k.value for k in NumberKind]), default=None, help="default: guessed"
+)
 @store_options
 @with_store
 async def number_add(
@@ -498,7 +529,9 @@ async def block_add(store: Store, account_id: str, value: str, as_json: bool) ->
 async def block_list(store: Store, account_id: str, as_json: bool) -> None:
     """List an account's blocked numbers."""
     items = await store.list_blocked(account_id)
-    _emit(as_json, {"blocked": [b.number for b in items]}, "\n".join(b.number for b in items) or "none blocked")
+    _emit(
+        as_json, {"blocked": [b.number for b in items]}, "\n".join(b.number for b in items) or "none blocked"
+    )
 
 
 @block.command("remove")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -44,7 +45,7 @@ def read_demo(data_dir: Path) -> DemoCredentials | None:
 
 async def ensure_demo(store: Store, data_dir: Path) -> tuple[DemoCredentials, bool]:
     """The demo credentials, creating the account on first start. The bool says whether it is new."""
-    existing = read_demo(data_dir)
+    existing = await asyncio.to_thread(read_demo, data_dir)
     if existing is not None:
         return existing, False
     account = await store.create_account("demo")
@@ -59,10 +60,14 @@ async def ensure_demo(store: Store, data_dir: Path) -> tuple[DemoCredentials, bo
     else:
         raise Conflict("every demo short code is taken in this database")
     demo = DemoCredentials(account.id, api_key, campaign.service_id, number, DEMO_TO)
+    await asyncio.to_thread(_write_demo, data_dir, demo)
+    return demo, True
+
+
+def _write_demo(data_dir: Path, demo: DemoCredentials) -> None:
+    """Readable by the owner only: the file holds an API key."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    path = data_dir / DEMO_FILE
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(data_dir / DEMO_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(demo.to_json(), f, indent=2)
         f.write("\n")
-    return demo, True

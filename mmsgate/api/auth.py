@@ -66,7 +66,11 @@ class Authenticator:
         if found is None:
             entry = (now + self._ttl, None, ApiError(ErrorCode.INVALID_API_KEY, "the API key is not valid"))
         elif found[0].revoked:
-            entry = (now + self._ttl, None, ApiError(ErrorCode.INVALID_API_KEY, "the API key has been revoked"))
+            entry = (
+                now + self._ttl,
+                None,
+                ApiError(ErrorCode.INVALID_API_KEY, "the API key has been revoked"),
+            )
         else:
             entry = (now + self._ttl, found[1].id, None)
         if self._ttl > 0:
@@ -83,6 +87,7 @@ class Authenticator:
         bucket.updated = now
         if bucket.tokens < 1:
             raise ApiError(
-                ErrorCode.THROUGHPUT_EXCEEDED, f"throughput exceeded: this account may send {rate} requests per second"
+                ErrorCode.THROUGHPUT_EXCEEDED,
+                f"throughput exceeded: this account may send {rate} requests per second",
             )
         bucket.tokens -= 1

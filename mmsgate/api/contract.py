@@ -130,7 +130,9 @@ def _moment(data: dict[str, Any], field: str, now: datetime, latest: datetime, l
     if value is None:
         return None
     if not isinstance(value, str):
-        raise fail(ErrorCode.INVALID_REQUEST, f"{field} must be an ISO 8601 date-time string, not {_show(value)}")
+        raise fail(
+            ErrorCode.INVALID_REQUEST, f"{field} must be an ISO 8601 date-time string, not {_show(value)}"
+        )
     try:
         moment = datetime.fromisoformat(value.strip())
     except ValueError:
@@ -180,7 +182,9 @@ def _service_id(data: dict[str, Any], config: AccountConfig) -> str:
     if not isinstance(value, str) or not value:
         raise fail(ErrorCode.SERVICE_ID_INVALID, f"service-id must be a campaign id, not {_show(value)}")
     if value not in config.service_ids:
-        raise fail(ErrorCode.SERVICE_ID_INVALID, f"service-id {_show(value)} is not a campaign of this account")
+        raise fail(
+            ErrorCode.SERVICE_ID_INVALID, f"service-id {_show(value)} is not a campaign of this account"
+        )
     return value
 
 
@@ -202,7 +206,9 @@ def _from(data: dict[str, Any], config: AccountConfig, service_id: str) -> str:
         raise fail(ErrorCode.INVALID_FROM, "from is required: a short code, toll-free or 10DLC number")
     digits = normalise_number(value)
     if digits is None or not 3 <= len(digits) <= 15:
-        raise fail(ErrorCode.INVALID_FROM, f"from {_show(value)} is not a short code, toll-free or 10DLC number")
+        raise fail(
+            ErrorCode.INVALID_FROM, f"from {_show(value)} is not a short code, toll-free or 10DLC number"
+        )
     if digits not in config.numbers:
         raise fail(ErrorCode.INVALID_FROM, f"from {digits} is not a number of this account")
     if not config.may_send_from(digits, service_id):
@@ -225,9 +231,14 @@ def _from_mask(data: dict[str, Any]) -> str | None:
 def _fallback_text(data: dict[str, Any], disabled: bool) -> str | None:
     value = data.get("fallback-sms-text")
     if value is not None and not isinstance(value, str):
-        raise fail(ErrorCode.FALLBACK_TEXT_REQUIRED, f"fallback-sms-text must be a string, not {_show(value)}")
+        raise fail(
+            ErrorCode.FALLBACK_TEXT_REQUIRED, f"fallback-sms-text must be a string, not {_show(value)}"
+        )
     if not disabled and (value is None or not value.strip()):
-        raise fail(ErrorCode.FALLBACK_TEXT_REQUIRED, "fallback-sms-text is required unless disable-fallback-sms is true")
+        raise fail(
+            ErrorCode.FALLBACK_TEXT_REQUIRED,
+            "fallback-sms-text is required unless disable-fallback-sms is true",
+        )
     if value is not None and len(value) > MAX_FALLBACK_TEXT:
         raise fail(
             ErrorCode.INVALID_REQUEST,
@@ -246,7 +257,9 @@ def _mms_expiry(data: dict[str, Any], now: datetime) -> datetime:
 
 
 def _client_reference(data: dict[str, Any]) -> str | None:
-    return _string(data, "client-reference", ErrorCode.INVALID_REQUEST, max_len=MAX_CLIENT_REFERENCE, required=False)
+    return _string(
+        data, "client-reference", ErrorCode.INVALID_REQUEST, max_len=MAX_CLIENT_REFERENCE, required=False
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -289,7 +302,9 @@ def _slide(n: int, value: Any) -> Slide:
     text = value.get("message-text")
     if text is not None:
         if not isinstance(text, str):
-            raise fail(ErrorCode.INVALID_REQUEST, f"slide {n}: message-text must be a string, not {_show(text)}")
+            raise fail(
+                ErrorCode.INVALID_REQUEST, f"slide {n}: message-text must be a string, not {_show(text)}"
+            )
         if len(text) > MAX_TEXT:
             raise fail(
                 ErrorCode.TEXT_TOO_LONG,
@@ -316,7 +331,8 @@ def _slide(n: int, value: Any) -> Slide:
         )
     if _REPEAT_MARK in value:
         raise fail(
-            ErrorCode.SLIDE_ONE_OBJECT, f"slide {n}: {value[_REPEAT_MARK]} is given twice (same MIME type twice)"
+            ErrorCode.SLIDE_ONE_OBJECT,
+            f"slide {n}: {value[_REPEAT_MARK]} is given twice (same MIME type twice)",
         )
     for key in value:
         if key not in _SLIDE_KEYS and key != _REPEAT_MARK:
@@ -450,7 +466,9 @@ def check_template_usable(template: Template) -> None:
     if template.state is TemplateState.PROCESSING:
         raise fail(ErrorCode.TEMPLATE_PROCESSING, f"template {template.mms_id} is still being processed")
     if template.state is TemplateState.FAILED:
-        raise fail(ErrorCode.MMS_ID_UNKNOWN, f"template {template.mms_id} failed processing and cannot be sent")
+        raise fail(
+            ErrorCode.MMS_ID_UNKNOWN, f"template {template.mms_id} failed processing and cannot be sent"
+        )
 
 
 def _custom_slides(data: dict[str, Any], slides: tuple[Slide, ...]) -> tuple[Slide, ...]:

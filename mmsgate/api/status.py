@@ -17,7 +17,11 @@ from mmsgate.core.model import AccountConfig, Event, Sending, iso, slides_to_wir
 from mmsgate.errors import ApiError, NotFound
 from mmsgate.store.base import Store
 
-_AUTH_STATUS = {ErrorCode.INVALID_API_KEY: 401, ErrorCode.ACCESS_BLOCKED: 403, ErrorCode.THROUGHPUT_EXCEEDED: 429}
+_AUTH_STATUS = {
+    ErrorCode.INVALID_API_KEY: 401,
+    ErrorCode.ACCESS_BLOCKED: 403,
+    ErrorCode.THROUGHPUT_EXCEEDED: 429,
+}
 
 
 def _events(events: list[Event]) -> list[dict[str, Any]]:
@@ -33,7 +37,9 @@ def _sending(s: Sending) -> dict[str, Any]:
         "fallback-sms-text": s.fallback_sms_text,
         "disable-fallback-sms": s.disable_fallback_sms,
         "disable-fallback-sms-link": s.disable_fallback_sms_link,
-        "fallback-sms-link-expiration": iso(s.fallback_link_expires_at) if s.fallback_link_expires_at else None,
+        "fallback-sms-link-expiration": iso(s.fallback_link_expires_at)
+        if s.fallback_link_expires_at
+        else None,
         "client-reference": s.client_reference,
         "slide": slides_to_wire(s.slides),
     }

@@ -46,7 +46,7 @@ class PostgresStore(SqlStore):
         )
         try:
             await pool.open(wait=True, timeout=10)
-        except (psycopg.Error, TimeoutError, asyncio.TimeoutError) as exc:
+        except (psycopg.Error, TimeoutError) as exc:
             await pool.close()
             raise StoreUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
         self._pool = pool

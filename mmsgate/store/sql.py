@@ -11,7 +11,6 @@ import abc
 import hashlib
 import secrets
 import time
-import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -153,7 +152,9 @@ def _job(row: Row) -> Job:
     )
 
 
-def _event_statement(subject_id: str, account_id: str, code: str | None, status: str, details: str) -> Statement:
+def _event_statement(
+    subject_id: str, account_id: str, code: str | None, status: str, details: str
+) -> Statement:
     return (
         "INSERT INTO events (subject_id, account_id, code, status, details, created_at) VALUES (?, ?, ?, ?, ?, ?)",
         (subject_id, account_id, code, status, details, time.time()),
@@ -238,7 +239,10 @@ class SqlStore(Store):
         return _account(row)
 
     async def list_accounts(self) -> list[Account]:
-        return [_account(r) for r in await self._read(f"SELECT {_ACCOUNT_COLUMNS} FROM accounts ORDER BY created_at")]
+        return [
+            _account(r)
+            for r in await self._read(f"SELECT {_ACCOUNT_COLUMNS} FROM accounts ORDER BY created_at")
+        ]
 
     async def update_account(
         self,
@@ -261,7 +265,12 @@ class SqlStore(Store):
         if given:
             assignments = ", ".join(f"{column} = ?" for column in given)
             rows = await self._write(
-                [(f"UPDATE accounts SET {assignments} WHERE id = ? RETURNING id", (*given.values(), account_id))]
+                [
+                    (
+                        f"UPDATE accounts SET {assignments} WHERE id = ? RETURNING id",
+                        (*given.values(), account_id),
+                    )
+                ]
             )
             if not rows[0]:
                 raise NotFound(f"no account {account_id}")
@@ -310,7 +319,9 @@ class SqlStore(Store):
         return [_key(r) for r in rows]
 
     async def revoke_key(self, key_id: str) -> None:
-        rows = await self._write([("UPDATE api_keys SET revoked = ? WHERE id = ? RETURNING id", (True, key_id))])
+        rows = await self._write(
+            [("UPDATE api_keys SET revoked = ? WHERE id = ? RETURNING id", (True, key_id))]
+        )
         if not rows[0]:
             raise NotFound(f"no key {key_id}")
 
@@ -360,7 +371,9 @@ class SqlStore(Store):
         return [Campaign(r[0], r[1], r[2], from_epoch(r[3])) for r in rows]
 
     async def delete_campaign(self, service_id: str) -> None:
-        rows = await self._write([("DELETE FROM campaigns WHERE service_id = ? RETURNING service_id", (service_id,))])
+        rows = await self._write(
+            [("DELETE FROM campaigns WHERE service_id = ? RETURNING service_id", (service_id,))]
+        )
         if not rows[0]:
             raise NotFound(f"no campaign {service_id}")
 
@@ -415,7 +428,8 @@ class SqlStore(Store):
     async def list_blocked(self, account_id: str) -> list[BlockedNumber]:
         await self.get_account(account_id)
         rows = await self._read(
-            "SELECT account_id, number FROM blocked_numbers WHERE account_id = ? ORDER BY number", (account_id,)
+            "SELECT account_id, number FROM blocked_numbers WHERE account_id = ? ORDER BY number",
+            (account_id,),
         )
         return [BlockedNumber(r[0], r[1]) for r in rows]
 
@@ -524,7 +538,8 @@ class SqlStore(Store):
 
     async def list_events(self, subject_id: str) -> list[Event]:
         rows = await self._read(
-            "SELECT code, status, details, created_at FROM events WHERE subject_id = ? ORDER BY id", (subject_id,)
+            "SELECT code, status, details, created_at FROM events WHERE subject_id = ? ORDER BY id",
+            (subject_id,),
         )
         return [Event(r[0], r[1], r[2], from_epoch(r[3])) for r in rows]
 

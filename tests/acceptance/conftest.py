@@ -1,0 +1,124 @@
+"""Run the real `mmsgate` command in subprocesses."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+MMSGATE = str(Path(sys.executable).parent / "mmsgate")
+START_TIMEOUT = 60.0
+
+
+def mmsgate_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MMSGATE_")}
+    env.update({"MMSGATE_LOG_LEVEL": "WARNING", **extra})
+    return env
+
+
+class Gateway:
+    """A `mmsgate serve` process; `url` is known once it says it is listening."""
+
+    def __init__(self, args: Sequence[str], cwd: Path, env: dict[str, str]) -> None:
+        self.args = list(args)
+        self.cwd = cwd
+        self.env = env
+        self.proc: asyncio.subprocess.Process | None = None
+        self.url = ""
+        self.output: list[str] = []
+
+    async def start(self) -> Gateway:
+        self.proc = await asyncio.create_subprocess_exec(
+            MMSGATE,
+            *self.args,
+            cwd=self.cwd,
+            env=self.env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
+        assert self.proc.stdout is not None
+
+        async def wait_listening() -> None:
+            assert self.proc is not None and self.proc.stdout is not None
+            while True:
+                line = (await self.proc.stdout.readline()).decode()
+                if not line:
+                    raise AssertionError("mmsgate exited before listening:\n" + "".join(self.output))
+                self.output.append(line)
+                if "listening on " in line:
+                    self.url = line.split("listening on ", 1)[1].split()[0]
+                    return
+
+        await asyncio.wait_for(wait_listening(), START_TIMEOUT)
+        self._drain = asyncio.create_task(self._drain_output())
+        return self
+
+    async def _drain_output(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        while line := await self.proc.stdout.readline():
+            self.output.append(line.decode())
+
+    async def kill(self) -> None:
+        """SIGKILL: no shutdown code runs."""
+        if self.proc is not None and self.proc.returncode is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            await self.proc.wait()
+
+    async def stop(self) -> int:
+        """SIGTERM and wait for a graceful exit."""
+        assert self.proc is not None
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.proc.wait(), 30)
+            except TimeoutError:
+                await self.kill()
+        return self.proc.returncode if self.proc.returncode is not None else -9
+
+
+@pytest.fixture
+async def gateways() -> AsyncIterator[Callable[..., Any]]:
+    """Start gateways; every one started is killed at the end of the test."""
+    started: list[Gateway] = []
+
+    async def start(*args: str, cwd: Path, env: dict[str, str] | None = None) -> Gateway:
+        gateway = Gateway(["serve", "--port", "0", *args], cwd, env or mmsgate_env())
+        started.append(gateway)
+        return await gateway.start()
+
+    yield start
+    for gateway in started:
+        await gateway.kill()
+
+
+async def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        MMSGATE,
+        *args,
+        cwd=cwd,
+        env=env or mmsgate_env(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def cli_json(*args: str, cwd: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run an admin command with --json; it must succeed and print exactly one JSON object."""
+    code, out, err = await run_cli(*args, "--json", cwd=cwd, env=env)
+    assert code == 0, f"mmsgate {' '.join(args)} failed: {err}"
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert len(lines) == 1, out
+    data = json.loads(lines[0])
+    assert isinstance(data, dict)
+    return data

@@ -1,0 +1,233 @@
+"""The Store suite: every test runs against SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from mmsgate.core.codes import JobKind, MessageState, TemplateState
+from mmsgate.core.model import Job, Media, MediaKind, Message, NumberKind, Sending, Slide, Template, utcnow
+from mmsgate.errors import Conflict, NotFound
+from mmsgate.store.base import Store
+from mmsgate.store.postgres import PostgresStore
+from mmsgate.store.sqlite import SqliteStore
+from tests.conftest import Caller
+
+
+def _sending() -> Sending:
+    return Sending(
+        subject="Hi",
+        fallback_sms_text="fallback",
+        disable_fallback_sms=False,
+        disable_fallback_sms_link=False,
+        fallback_link_expires_at=utcnow() + timedelta(days=30),
+        client_reference="ref-1",
+        slides=(Slide("one", (Media(MediaKind.IMAGE, "https://m.example/a.jpg"),)), Slide("two")),
+    )
+
+
+def make_message(caller: Caller, n: int = 0) -> Message:
+    return Message(
+        tracking_id=f"t-{n}-{time.monotonic_ns()}",
+        account_id=caller.account_id,
+        service_id=caller.service_id,
+        to=caller.to,
+        sender=caller.sender,
+        from_mask=None,
+        expires_at=utcnow() + timedelta(days=3),
+        cache_content=True,
+        sending=_sending(),
+    )
+
+
+async def test_accounts_crud(store: Store) -> None:
+    account = await store.create_account("acme")
+    assert (await store.get_account(account.id)).name == "acme"
+    updated = await store.update_account(
+        account.id, postback_url="https://hooks.example/pb", transcoding=False, disabled=True, rate_limit=5
+    )
+    assert (updated.postback_url, updated.transcoding, updated.disabled, updated.rate_limit) == (
+        "https://hooks.example/pb",
+        False,
+        True,
+        5,
+    )
+    cleared = await store.update_account(account.id, postback_url="")
+    assert cleared.postback_url is None and cleared.disabled is True
+    assert account.id in [a.id for a in await store.list_accounts()]
+    await store.delete_account(account.id)
+    with pytest.raises(NotFound):
+        await store.get_account(account.id)
+    with pytest.raises(NotFound):
+        await store.delete_account(account.id)
+
+
+async def test_keys_are_stored_hashed_and_revocable(store: Store, tmp_path: Path) -> None:
+    account = await store.create_account("acme")
+    key, secret = await store.create_key(account.id)
+    found = await store.authenticate(secret)
+    assert found is not None and found[0].id == key.id and found[1].id == account.id
+    assert await store.authenticate(secret + "x") is None
+    if isinstance(store, SqliteStore):
+        assert secret.encode() not in store.path.read_bytes()
+        for wal in store.path.parent.glob("*-wal"):
+            assert secret.encode() not in wal.read_bytes()
+    await store.revoke_key(key.id)
+    found = await store.authenticate(secret)
+    assert found is not None and found[0].revoked
+    assert [k.revoked for k in await store.list_keys(account.id)] == [True]
+    with pytest.raises(NotFound):
+        await store.create_key("acc_missing")
+
+
+async def test_campaigns_numbers_blocks(store: Store) -> None:
+    account = await store.create_account("acme")
+    other = await store.create_account("other")
+    campaign = await store.create_campaign(account.id)
+    foreign = await store.create_campaign(other.id)
+    await store.add_number(account.id, "28444", NumberKind.SHORT_CODE, campaign.service_id)
+    await store.add_number(account.id, "18885550100", NumberKind.TOLL_FREE)
+    with pytest.raises(Conflict):
+        await store.add_number(other.id, "28444", NumberKind.SHORT_CODE)
+    with pytest.raises(NotFound):
+        await store.add_number(account.id, "28445", NumberKind.SHORT_CODE, foreign.service_id)
+    await store.block_number(account.id, "15550100009")
+    await store.block_number(account.id, "15550100009")
+    config = await store.account_config(account.id)
+    assert config.service_ids == {campaign.service_id}
+    assert config.blocked == {"15550100009"}
+    assert config.may_send_from("28444", campaign.service_id)
+    assert not config.may_send_from("28444", "other-campaign")
+    assert config.may_send_from("18885550100", "any-campaign")
+    await store.unblock_number(account.id, "15550100009")
+    await store.remove_number("28444")
+    assert [n.number for n in await store.list_numbers(account.id)] == ["18885550100"]
+    await store.delete_campaign(campaign.service_id)
+    assert await store.list_campaigns(account.id) == []
+    with pytest.raises(NotFound):
+        await store.unblock_number(account.id, "15550100009")
+
+
+async def test_message_roundtrip_with_event_and_job(store: Store, caller: Caller) -> None:
+    message = make_message(caller)
+    await store.accept_message(message)
+    stored = await store.get_message(caller.account_id, message.tracking_id)
+    assert stored.sending == message.sending
+    assert stored.state is MessageState.ACCEPTED
+    assert [e.status for e in await store.list_events(message.tracking_id)] == ["Accepted"]
+    with pytest.raises(NotFound):
+        await store.get_message("acc_other", message.tracking_id)
+    jobs = await store.claim_jobs("w1", limit=10, lease_seconds=30)
+    assert [(j.kind, j.ref, j.attempts) for j in jobs] == [(JobKind.DELIVER, message.tracking_id, 1)]
+
+
+async def test_template_lifecycle(store: Store, caller: Caller) -> None:
+    template = Template(
+        mms_id=f"mms-{time.monotonic_ns()}",
+        tracking_id=f"trk-{time.monotonic_ns()}",
+        account_id=caller.account_id,
+        name="promo",
+        sending=_sending(),
+    )
+    await store.accept_template(template)
+    assert (await store.get_template(caller.account_id, template.mms_id)).state is TemplateState.PROCESSING
+    await store.set_template_state(template.mms_id, TemplateState.READY, code="N003", details="ready")
+    assert (await store.get_template(caller.account_id, template.mms_id)).state is TemplateState.READY
+    events = await store.list_events(template.mms_id)
+    assert [(e.code, e.status) for e in events] == [(None, "Processing"), ("N003", "Transcoding successful")]
+    jobs = await store.claim_jobs("w1", limit=10, lease_seconds=30, kinds=[JobKind.PREPARE_TEMPLATE])
+    assert [j.ref for j in jobs] == [template.mms_id]
+
+
+async def test_group_commit_under_concurrency(store: Store, caller: Caller) -> None:
+    messages = [make_message(caller, n) for n in range(300)]
+    await asyncio.gather(*(store.accept_message(m) for m in messages))
+    counts = await store.message_ids([m.tracking_id for m in messages])
+    assert counts == {m.tracking_id: 1 for m in messages}
+
+
+async def test_group_commit_isolates_a_failing_write(store: Store, caller: Caller) -> None:
+    first = make_message(caller, 1)
+    await store.accept_message(first)
+    batch = [make_message(caller, n) for n in range(2, 20)]
+    results = await asyncio.gather(
+        store.accept_message(first), *(store.accept_message(m) for m in batch), return_exceptions=True
+    )
+    assert isinstance(results[0], Conflict)
+    assert all(r is None for r in results[1:])
+    assert len(await store.message_ids([m.tracking_id for m in batch])) == len(batch)
+
+
+async def test_finish_and_retry_need_the_lease(store: Store, caller: Caller) -> None:
+    await store.accept_message(make_message(caller))
+    [job] = await store.claim_jobs("w1", limit=1, lease_seconds=30)
+    assert not await store.finish_job(job.id, "w2")
+    assert await store.retry_job(job.id, "w1", run_at=utcnow() - timedelta(seconds=1), error="timeout")
+    [again] = await store.claim_jobs("w2", limit=1, lease_seconds=30)
+    assert (again.id, again.attempts, again.lease_owner) == (job.id, 2, "w2")
+    assert await store.finish_job(job.id, "w2")
+    assert await store.claim_jobs("w3", limit=1, lease_seconds=30) == []
+
+
+async def test_retry_waits_for_its_time(store: Store, caller: Caller) -> None:
+    await store.accept_message(make_message(caller))
+    [job] = await store.claim_jobs("w1", limit=1, lease_seconds=30)
+    await store.retry_job(job.id, "w1", run_at=utcnow() + timedelta(hours=1), error="later")
+    assert await store.claim_jobs("w1", limit=1, lease_seconds=30) == []
+
+
+async def test_expired_lease_is_claimed_again(store: Store, caller: Caller) -> None:
+    await store.accept_message(make_message(caller))
+    [job] = await store.claim_jobs("dead-worker", limit=1, lease_seconds=0.2)
+    assert await store.claim_jobs("w2", limit=1, lease_seconds=30) == []
+    deadline = time.monotonic() + 10
+    reclaimed: list[Job] = []
+    while not reclaimed and time.monotonic() < deadline:
+        reclaimed = await store.claim_jobs("w2", limit=1, lease_seconds=30)
+    assert [(j.id, j.lease_owner, j.attempts) for j in reclaimed] == [(job.id, "w2", 2)]
+    assert not await store.finish_job(job.id, "dead-worker")
+
+
+async def _claim_all(store: Store, owner: str, claimed: list[tuple[str, int]]) -> None:
+    while True:
+        jobs = await store.claim_jobs(owner, limit=7, lease_seconds=300)
+        if not jobs:
+            return
+        for job in jobs:
+            claimed.append((owner, job.id))
+            assert await store.finish_job(job.id, owner)
+
+
+@pytest.mark.parametrize("claimers", [4])
+async def test_concurrent_claimers_never_share_a_job(
+    store: Store, caller: Caller, claimers: int, backend: str, request: pytest.FixtureRequest
+) -> None:
+    messages = [make_message(caller, n) for n in range(400)]
+    await asyncio.gather(*(store.accept_message(m) for m in messages))
+    # each claimer is its own store: its own connections, as separate worker processes would have
+    workers: list[Store] = []
+    for _ in range(claimers):
+        if backend == "sqlite":
+            assert isinstance(store, SqliteStore)
+            workers.append(SqliteStore(store.path))
+        else:
+            assert isinstance(store, PostgresStore)
+            workers.append(PostgresStore(store.url, pool_size=2))
+    for worker in workers:
+        await worker.open()
+    claimed: list[tuple[str, int]] = []
+    try:
+        await asyncio.gather(*(_claim_all(w, f"w{i}", claimed) for i, w in enumerate(workers)))
+    finally:
+        for worker in workers:
+            await worker.close()
+    per_job = Counter(job_id for _, job_id in claimed)
+    assert len(per_job) == len(messages)
+    assert set(per_job.values()) == {1}
+    if backend == "postgresql":
+        assert len({owner for owner, _ in claimed}) > 1, "claims should spread over the workers"
