@@ -7,6 +7,7 @@ admin commands print one JSON object with ``--json`` and work while ``serve`` ru
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -133,10 +134,9 @@ def _kind_of(number: str) -> NumberKind:
 @click.version_option(package_name="mmsgate")
 def main() -> None:
     """mmsgate: a self-hosted MMS gateway speaking the Sinch MMS JSON API."""
-    logging.basicConfig(
-        level=os.environ.get("MMSGATE_LOG_LEVEL", "INFO"), format="%(levelname)s %(name)s %(message)s"
-    )
-    logging.getLogger("yoyo").setLevel(logging.WARNING)
+    logging.basicConfig(level=os.environ.get("MMSGATE_LOG_LEVEL", "INFO"), format="%(levelname)s %(name)s %(message)s")
+    for noisy in ("yoyo", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,16 +144,36 @@ def main() -> None:
 
 
 def _server_options(fn: Callable[P, T]) -> Callable[P, T]:
-    fn = click.option("--database", default=None, help="postgresql://... (default: SQLite in the data dir)")(
-        fn
-    )
+    fn = click.option("--database", default=None, help="postgresql://... (default: SQLite in the data dir)")(fn)
     fn = click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="data directory")(fn)
     fn = click.option("--port", type=int, default=None, help="port (default 8080; 0 picks a free one)")(fn)
     fn = click.option("--host", default=None, help="address to listen on (default 127.0.0.1)")(fn)
     return fn
 
 
-async def _serve(settings: Settings, *, demo: bool) -> None:
+async def _serve(settings: Settings, *, demo: bool, workers: bool) -> None:
+    from mmsgate.app import create_app
+    from mmsgate.demo import ensure_demo
+
+    store = create_store(settings)
+    await store.migrate()
+    await store.open()
+    try:
+        if demo:
+            await _announce_demo(store, settings, ensure_demo)
+        app = create_app(settings, store)
+        async with contextlib.AsyncExitStack() as stack:
+            if workers:
+                from mmsgate.runtime import running_worker
+
+                worker = await stack.enter_async_context(running_worker(settings, store))
+                app.state.endpoint.after_accept = worker.wake
+            await _run_server(app, settings)
+    finally:
+        await store.close()
+
+
+async def _run_server(app: Any, settings: Settings) -> None:
     import uvicorn
 
     class _Server(uvicorn.Server):
@@ -167,38 +187,26 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
             await super().startup(sockets)
             self.ready.set()
 
-    from mmsgate.app import create_app
-    from mmsgate.demo import ensure_demo
-
-    store = create_store(settings)
-    await store.migrate()
-    await store.open()
-    try:
-        if demo:
-            await _announce_demo(store, settings, ensure_demo)
-        app = create_app(settings, store)
-        config = uvicorn.Config(
-            app,
-            host=settings.host,
-            port=settings.port,
-            loop="none",
-            http="httptools",
-            access_log=False,
-            log_level="warning",
-            timeout_graceful_shutdown=10,
-        )
-        server = _Server(config)
-        serving = asyncio.create_task(server.serve())
-        ready = asyncio.create_task(server.ready.wait())
-        await asyncio.wait({serving, ready}, return_when=asyncio.FIRST_COMPLETED)
-        ready.cancel()
-        if server.started:
-            port = server.servers[0].sockets[0].getsockname()[1]
-            click.echo(f"mmsgate listening on http://{settings.host}:{port}")
-            sys.stdout.flush()
-        await serving
-    finally:
-        await store.close()
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="none",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=10,
+    )
+    server = _Server(config)
+    serving = asyncio.create_task(server.serve())
+    ready = asyncio.create_task(server.ready.wait())
+    await asyncio.wait({serving, ready}, return_when=asyncio.FIRST_COMPLETED)
+    ready.cancel()
+    if server.started:
+        port = server.servers[0].sockets[0].getsockname()[1]
+        click.echo(f"mmsgate listening on http://{settings.host}:{port}")
+        sys.stdout.flush()
+    await serving
 
 
 async def _announce_demo(
@@ -210,9 +218,7 @@ async def _announce_demo(
         click.echo(
             "Demo account created (shown once; also saved in {path}):\n"
             f"  account_id  {demo.account_id}\n  api_key     {demo.api_key}\n"
-            f"  service-id  {demo.service_id}\n  from        {demo.sender}\n  to          {demo.to}".format(
-                path=path
-            )
+            f"  service-id  {demo.service_id}\n  from        {demo.sender}\n  to          {demo.to}".format(path=path)
         )
     else:
         click.echo(f"Demo account {demo.account_id}: credentials in {path}")
@@ -232,19 +238,47 @@ def _run_loop(coro: Coroutine[Any, Any, None]) -> None:
 def serve(host: str | None, port: int | None, data_dir: Path | None, database: str | None) -> None:
     """Run the whole gateway in one process (creates the demo account on first start)."""
     settings = load_settings(host=host, port=port, data_dir=data_dir, database=database)
-    _run_loop(_serve(settings, demo=settings.demo))
+    _run_loop(_serve(settings, demo=settings.demo, workers=settings.workers))
+
+
+@main.command()
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="data directory")
+@click.option("--database", default=None, help="postgresql://... (default: SQLite in the data dir)")
+def worker(data_dir: Path | None, database: str | None) -> None:
+    """Run only the job workers (scale out: many processes, many machines, one PostgreSQL)."""
+    settings = load_settings(data_dir=data_dir, database=database)
+    _run_loop(_work(settings))
+
+
+async def _work(settings: Settings) -> None:
+    import signal
+
+    from mmsgate.runtime import running_worker
+
+    store = create_store(settings)
+    await store.migrate()
+    await store.open()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with running_worker(settings, store) as running:
+            click.echo(f"mmsgate worker {running.owner} running")
+            sys.stdout.flush()
+            await stop.wait()
+    finally:
+        await store.close()
 
 
 @main.command()
 @_server_options
 @click.option("--processes", type=int, default=1, show_default=True, help="API processes sharing the port")
-def api(
-    host: str | None, port: int | None, data_dir: Path | None, database: str | None, processes: int
-) -> None:
+def api(host: str | None, port: int | None, data_dir: Path | None, database: str | None, processes: int) -> None:
     """Run only the HTTP API (scale out: several processes, several machines, one PostgreSQL)."""
     settings = load_settings(host=host, port=port, data_dir=data_dir, database=database)
     if processes <= 1:
-        _run_loop(_serve(settings, demo=False))
+        _run_loop(_serve(settings, demo=False, workers=False))
         return
     import uvicorn
 
@@ -277,9 +311,7 @@ def migrate(as_json: bool) -> None:
     """Apply pending schema migrations."""
     settings = _settings(click.get_current_context())
     applied = asyncio.run(_migrate(settings))
-    _emit(
-        as_json, {"applied": applied}, f"applied {len(applied)} migration(s): {', '.join(applied) or 'none'}"
-    )
+    _emit(as_json, {"applied": applied}, f"applied {len(applied)} migration(s): {', '.join(applied) or 'none'}")
 
 
 @main.group()
@@ -344,9 +376,7 @@ async def account_list(store: Store, as_json: bool) -> None:
 @click.option("--postback-secret", default=None, help="secret that signs postbacks ('' clears it)")
 @click.option("--transcoding", type=click.Choice(["on", "off"]), default=None)
 @click.option("--disabled", type=click.Choice(["true", "false"]), default=None)
-@click.option(
-    "--rate-limit", type=click.IntRange(min=0), default=None, help="API requests per second; 0: none"
-)
+@click.option("--rate-limit", type=click.IntRange(min=0), default=None, help="API requests per second; 0: none")
 @store_options
 @with_store
 async def account_set(
@@ -469,9 +499,7 @@ def number() -> None:
 @click.argument("account_id", metavar="ACCOUNT")
 @click.argument("value", metavar="NUMBER")
 @click.option("--campaign", "service_id", default=None, help="allow it only for this service-id")
-@click.option(
-    "--kind", type=click.Choice([k.value for k in NumberKind]), default=None, help="default: guessed"
-)
+@click.option("--kind", type=click.Choice([k.value for k in NumberKind]), default=None, help="default: guessed")
 @store_options
 @with_store
 async def number_add(
@@ -529,9 +557,7 @@ async def block_add(store: Store, account_id: str, value: str, as_json: bool) ->
 async def block_list(store: Store, account_id: str, as_json: bool) -> None:
     """List an account's blocked numbers."""
     items = await store.list_blocked(account_id)
-    _emit(
-        as_json, {"blocked": [b.number for b in items]}, "\n".join(b.number for b in items) or "none blocked"
-    )
+    _emit(as_json, {"blocked": [b.number for b in items]}, "\n".join(b.number for b in items) or "none blocked")
 
 
 @block.command("remove")

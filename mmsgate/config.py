@@ -36,6 +36,35 @@ class Settings(BaseSettings):
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "FULL"
     pg_pool_size: int = Field(default=8, ge=1)
     job_lease_seconds: float = Field(default=60.0, gt=0)
+    worker_concurrency: int = Field(default=16, ge=1, description="jobs one worker process runs at once")
+    workers: bool = Field(default=True, description="`serve` runs the job workers in its process")
+    media_allow_networks: str = Field(
+        default="", description="comma-separated CIDRs media may be fetched from although not public"
+    )
+    media_processes: int = Field(default=0, ge=0, description="processes that check and adapt media; 0: one per core")
+    media_connect_timeout: float = Field(default=5.0, gt=0)
+    media_read_timeout: float = Field(default=10.0, gt=0)
+    media_total_timeout: float = Field(default=30.0, gt=0)
+    media_max_image_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+    media_max_audio_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+    media_max_video_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    media_max_contact_bytes: int = Field(default=1024 * 1024, ge=1024)
+    media_max_calendar_bytes: int = Field(default=1024 * 1024, ge=1024)
+    media_max_pdf_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    media_cache_bytes: int = Field(default=512 * 1024 * 1024, ge=0, description="0 turns the cache off")
+    media_cache_fresh_seconds: float = Field(
+        default=300.0, ge=0, description="a cached URL younger than this is reused without asking the origin"
+    )
+    media_cache_max_age: float = Field(default=86400.0, gt=0, description="older cache entries are fetched anew")
+    carrier_profile: str = Field(default="default", description="name of a profile in carrier_profiles")
+    carrier_profiles: dict[str, dict[str, int | bool]] = Field(
+        default_factory=lambda: {
+            "default": {"max_message_bytes": 600_000, "max_image_width": 640, "max_image_height": 480},
+            "small": {"max_message_bytes": 300_000, "max_image_width": 320, "max_image_height": 240},
+            "large": {"max_message_bytes": 1_200_000, "max_image_width": 1280, "max_image_height": 960},
+        },
+        description="carrier limits by name: max_message_bytes, max_image_width, max_image_height, animated_gif",
+    )
     demo: bool = Field(default=True, description="create the demo account on first start of `serve`")
 
     @classmethod

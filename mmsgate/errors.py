@@ -3,6 +3,7 @@
     MmsgateError
      ├── ApiError            a contract failure answered to an API client (carries its E-code)
      ├── ConfigError         settings that cannot work
+     ├── MediaError          a slide's content could not be fetched, is not what it claims, or cannot fit
      └── StoreError          the store could not do what was asked
           ├── NotFound       the named row does not exist (or belongs to another account)
           ├── Conflict       the row already exists
@@ -34,6 +35,18 @@ class ApiError(MmsgateError):
 
 class ConfigError(MmsgateError):
     """A setting has a value mmsgate cannot work with."""
+
+
+class MediaError(MmsgateError):
+    """A slide's media failed; ``code`` is the contract's E3xx / E629 code for the reason."""
+
+    def __init__(self, code: str, detail: str, *, retryable: bool = False, kind: str | None = None) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+        self.retryable = retryable
+        self.kind = kind
+        """The slide kind (image, audio, ...) whose media failed, once known."""
 
 
 class StoreError(MmsgateError):

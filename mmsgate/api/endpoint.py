@@ -64,6 +64,8 @@ class Endpoint:
         self.auth = auth
         self.max_body = max_body
         self.shutting_down = False
+        self.after_accept: Callable[[], None] | None = None
+        """Called after each commit (the embedded worker uses it to start at once)."""
         self._actions: dict[str, Callable[[dict[str, Any], AccountConfig], Awaitable[dict[str, Any]]]] = {
             "sendmms": self._sendmms,
             "savemms": self._savemms,
@@ -80,7 +82,10 @@ class Endpoint:
         try:
             config = await self.auth.account_for(request.headers.get("x-api-key"))
             parsed = contract.parse_body(body)
-            return json_response(await self._actions[parsed.action](parsed.data, config))
+            answer = await self._actions[parsed.action](parsed.data, config)
+            if self.after_accept is not None:
+                self.after_accept()
+            return json_response(answer)
         except ApiError as exc:
             return failure(exc.code, exc.info)
         except StoreError as exc:

@@ -37,9 +37,7 @@ def _sending(s: Sending) -> dict[str, Any]:
         "fallback-sms-text": s.fallback_sms_text,
         "disable-fallback-sms": s.disable_fallback_sms,
         "disable-fallback-sms-link": s.disable_fallback_sms_link,
-        "fallback-sms-link-expiration": iso(s.fallback_link_expires_at)
-        if s.fallback_link_expires_at
-        else None,
+        "fallback-sms-link-expiration": iso(s.fallback_link_expires_at) if s.fallback_link_expires_at else None,
         "client-reference": s.client_reference,
         "slide": slides_to_wire(s.slides),
     }

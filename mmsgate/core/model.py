@@ -199,3 +199,21 @@ class AccountConfig:
     def may_send_from(self, number: str, service_id: str) -> bool:
         owned = self.numbers.get(number)
         return owned is not None and (owned.service_id is None or owned.service_id == service_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One prepared media file of a message or template; its bytes are in the blob store."""
+
+    owner_id: str
+    position: int
+    slide: int
+    kind: MediaKind
+    content_type: str
+    size: int
+    sha256: str
+    source_url: str
+    width: int = 0
+    height: int = 0
+    duration: float = 0.0
+    adapted: bool = False

@@ -20,6 +20,7 @@ from mmsgate.core.model import (
     Job,
     Message,
     NumberKind,
+    Part,
     SenderNumber,
     Template,
 )
@@ -134,9 +135,7 @@ class Store(abc.ABC):
     async def get_template(self, account_id: str, mms_id: str) -> Template: ...
 
     @abc.abstractmethod
-    async def set_template_state(
-        self, mms_id: str, state: TemplateState, *, code: str | None, details: str
-    ) -> None:
+    async def set_template_state(self, mms_id: str, state: TemplateState, *, code: str | None, details: str) -> None:
         """Move a template to a new state and record the event that says why."""
 
     @abc.abstractmethod
@@ -147,6 +146,33 @@ class Store(abc.ABC):
     async def message_ids(self, tracking_ids: Sequence[str]) -> dict[str, int]:
         """How many stored messages have each of the given tracking ids (audits and tests)."""
 
+    # media outcomes -------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def find_message(self, tracking_id: str) -> Message:
+        """A message by tracking id, whatever its account (workers)."""
+
+    @abc.abstractmethod
+    async def find_template(self, mms_id: str) -> Template:
+        """A template by id, whatever its account (workers)."""
+
+    @abc.abstractmethod
+    async def media_ready(
+        self, tracking_id: str, parts: Sequence[Part], *, code: str | None, status: str, details: str
+    ) -> None:
+        """Store a message's prepared parts and move it to media-ready, with its event, together."""
+
+    @abc.abstractmethod
+    async def template_ready(self, mms_id: str, parts: Sequence[Part], *, details: str) -> None:
+        """Store a template's prepared parts and make it ready (N003), together."""
+
+    @abc.abstractmethod
+    async def fail_message(self, tracking_id: str, *, code: str, status: str, details: str) -> None:
+        """End a message as failed, with the event that says why."""
+
+    @abc.abstractmethod
+    async def list_parts(self, owner_id: str) -> list[Part]:
+        """A message's or template's prepared parts, in order."""
+
     # jobs -----------------------------------------------------------------------------------------
     @abc.abstractmethod
     async def claim_jobs(
@@ -155,6 +181,10 @@ class Store(abc.ABC):
         """Atomically lease up to ``limit`` due jobs (queued and due, or running with an expired lease).
 
         No two claimers ever hold the same job at once."""
+
+    @abc.abstractmethod
+    async def extend_lease(self, job_id: int, owner: str, *, lease_seconds: float) -> bool:
+        """Keep holding a job that is still running; False if the lease was lost."""
 
     @abc.abstractmethod
     async def finish_job(self, job_id: int, owner: str) -> bool:

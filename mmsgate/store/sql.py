@@ -26,8 +26,10 @@ from mmsgate.core.model import (
     Campaign,
     Event,
     Job,
+    MediaKind,
     Message,
     NumberKind,
+    Part,
     SenderNumber,
     Sending,
     Slide,
@@ -56,6 +58,9 @@ _MESSAGE_COLUMNS = (
     f"{_SENDING_COLUMNS}, mms_id, state, created_at"
 )
 _TEMPLATE_COLUMNS = f"mms_id, tracking_id, account_id, name, {_SENDING_COLUMNS}, state, created_at"
+_PART_COLUMNS = (
+    "owner_id, position, slide, kind, content_type, size, sha256, source_url, width, height, duration, adapted"
+)
 _JOB_COLUMNS = "id, kind, ref, account_id, attempts, run_at, lease_owner, lease_until"
 
 _slides_encoder = msgspec.json.Encoder()
@@ -81,9 +86,7 @@ def _account(row: Row) -> Account:
 
 
 def _key(row: Row) -> ApiKey:
-    return ApiKey(
-        id=row[0], account_id=row[1], prefix=row[2], revoked=bool(row[3]), created_at=from_epoch(row[4])
-    )
+    return ApiKey(id=row[0], account_id=row[1], prefix=row[2], revoked=bool(row[3]), created_at=from_epoch(row[4]))
 
 
 def _sending(row: Row) -> Sending:
@@ -139,6 +142,46 @@ def _template(row: Row) -> Template:
     )
 
 
+def _part(row: Row) -> Part:
+    return Part(
+        owner_id=row[0],
+        position=int(row[1]),
+        slide=int(row[2]),
+        kind=MediaKind(row[3]),
+        content_type=row[4],
+        size=int(row[5]),
+        sha256=row[6],
+        source_url=row[7],
+        width=int(row[8]),
+        height=int(row[9]),
+        duration=float(row[10]),
+        adapted=bool(row[11]),
+    )
+
+
+def _part_statements(parts: Sequence[Part]) -> list[Statement]:
+    return [
+        (
+            f"INSERT INTO parts ({_PART_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                p.owner_id,
+                p.position,
+                p.slide,
+                p.kind.value,
+                p.content_type,
+                p.size,
+                p.sha256,
+                p.source_url,
+                p.width,
+                p.height,
+                p.duration,
+                p.adapted,
+            ),
+        )
+        for p in parts
+    ]
+
+
 def _job(row: Row) -> Job:
     return Job(
         id=int(row[0]),
@@ -152,9 +195,7 @@ def _job(row: Row) -> Job:
     )
 
 
-def _event_statement(
-    subject_id: str, account_id: str, code: str | None, status: str, details: str
-) -> Statement:
+def _event_statement(subject_id: str, account_id: str, code: str | None, status: str, details: str) -> Statement:
     return (
         "INSERT INTO events (subject_id, account_id, code, status, details, created_at) VALUES (?, ?, ?, ?, ?, ?)",
         (subject_id, account_id, code, status, details, time.time()),
@@ -239,10 +280,7 @@ class SqlStore(Store):
         return _account(row)
 
     async def list_accounts(self) -> list[Account]:
-        return [
-            _account(r)
-            for r in await self._read(f"SELECT {_ACCOUNT_COLUMNS} FROM accounts ORDER BY created_at")
-        ]
+        return [_account(r) for r in await self._read(f"SELECT {_ACCOUNT_COLUMNS} FROM accounts ORDER BY created_at")]
 
     async def update_account(
         self,
@@ -319,9 +357,7 @@ class SqlStore(Store):
         return [_key(r) for r in rows]
 
     async def revoke_key(self, key_id: str) -> None:
-        rows = await self._write(
-            [("UPDATE api_keys SET revoked = ? WHERE id = ? RETURNING id", (True, key_id))]
-        )
+        rows = await self._write([("UPDATE api_keys SET revoked = ? WHERE id = ? RETURNING id", (True, key_id))])
         if not rows[0]:
             raise NotFound(f"no key {key_id}")
 
@@ -371,9 +407,7 @@ class SqlStore(Store):
         return [Campaign(r[0], r[1], r[2], from_epoch(r[3])) for r in rows]
 
     async def delete_campaign(self, service_id: str) -> None:
-        rows = await self._write(
-            [("DELETE FROM campaigns WHERE service_id = ? RETURNING service_id", (service_id,))]
-        )
+        rows = await self._write([("DELETE FROM campaigns WHERE service_id = ? RETURNING service_id", (service_id,))])
         if not rows[0]:
             raise NotFound(f"no campaign {service_id}")
 
@@ -492,9 +526,7 @@ class SqlStore(Store):
                         now,
                     ),
                 ),
-                _event_statement(
-                    template.mms_id, template.account_id, None, "Processing", TEMPLATE_ACCEPTED_DETAILS
-                ),
+                _event_statement(template.mms_id, template.account_id, None, "Processing", TEMPLATE_ACCEPTED_DETAILS),
                 _job_statement(JobKind.PREPARE_TEMPLATE, template.mms_id, template.account_id, now),
             ]
         )
@@ -515,9 +547,7 @@ class SqlStore(Store):
         )
         return _template(row)
 
-    async def set_template_state(
-        self, mms_id: str, state: TemplateState, *, code: str | None, details: str
-    ) -> None:
+    async def set_template_state(self, mms_id: str, state: TemplateState, *, code: str | None, details: str) -> None:
         now = time.time()
         status = EventCode(code).status if code else state.value.capitalize()
         rows = await self._write(
@@ -555,6 +585,80 @@ class SqlStore(Store):
             counts.update({r[0]: int(r[1]) for r in rows})
         return counts
 
+    # media outcomes ---------------------------------------------------------------------------
+    async def find_message(self, tracking_id: str) -> Message:
+        row = await self._one(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE tracking_id = ?",
+            (tracking_id,),
+            f"no message {tracking_id}",
+        )
+        return _message(row)
+
+    async def find_template(self, mms_id: str) -> Template:
+        row = await self._one(
+            f"SELECT {_TEMPLATE_COLUMNS} FROM templates WHERE mms_id = ?", (mms_id,), f"no template {mms_id}"
+        )
+        return _template(row)
+
+    async def _move(
+        self,
+        table: str,
+        key: str,
+        subject_id: str,
+        state: str,
+        event: tuple[str | None, str, str],
+        extra: list[Statement],
+    ) -> None:
+        now = time.time()
+        code, status, details = event
+        rows = await self._write(
+            [
+                ("DELETE FROM parts WHERE owner_id = ?", (subject_id,)),
+                *extra,
+                (
+                    f"UPDATE {table} SET state = ?, updated_at = ? WHERE {key} = ? RETURNING account_id",
+                    (state, now, subject_id),
+                ),
+                (
+                    "INSERT INTO events (subject_id, account_id, code, status, details, created_at) "
+                    f"SELECT {key}, account_id, ?, ?, ?, ? FROM {table} WHERE {key} = ?",
+                    (code, status, details, now, subject_id),
+                ),
+            ]
+        )
+        if not rows[1 + len(extra)]:
+            raise NotFound(f"no {table[:-1]} {subject_id}")
+
+    async def media_ready(
+        self, tracking_id: str, parts: Sequence[Part], *, code: str | None, status: str, details: str
+    ) -> None:
+        await self._move(
+            "messages",
+            "tracking_id",
+            tracking_id,
+            MessageState.MEDIA_READY.value,
+            (code, status, details),
+            _part_statements(parts),
+        )
+
+    async def template_ready(self, mms_id: str, parts: Sequence[Part], *, details: str) -> None:
+        code = EventCode.TEMPLATE_READY
+        await self._move(
+            "templates",
+            "mms_id",
+            mms_id,
+            TemplateState.READY.value,
+            (code.value, code.status, details),
+            _part_statements(parts),
+        )
+
+    async def fail_message(self, tracking_id: str, *, code: str, status: str, details: str) -> None:
+        await self._move("messages", "tracking_id", tracking_id, MessageState.FAILED.value, (code, status, details), [])
+
+    async def list_parts(self, owner_id: str) -> list[Part]:
+        rows = await self._read(f"SELECT {_PART_COLUMNS} FROM parts WHERE owner_id = ? ORDER BY position", (owner_id,))
+        return [_part(r) for r in rows]
+
     # jobs -------------------------------------------------------------------------------------
     async def claim_jobs(
         self, owner: str, *, limit: int, lease_seconds: float, kinds: Sequence[JobKind] | None = None
@@ -580,6 +684,19 @@ class SqlStore(Store):
             ]
         )
         return sorted((_job(r) for r in rows[0]), key=lambda j: (j.run_at, j.id))
+
+    async def extend_lease(self, job_id: int, owner: str, *, lease_seconds: float) -> bool:
+        now = time.time()
+        rows = await self._write(
+            [
+                (
+                    "UPDATE jobs SET lease_until = ?, updated_at = ? WHERE id = ? AND lease_owner = ? "
+                    "AND state = 'running' RETURNING id",
+                    (now + lease_seconds, now, job_id, owner),
+                )
+            ]
+        )
+        return bool(rows[0])
 
     async def finish_job(self, job_id: int, owner: str) -> bool:
         rows = await self._write(

@@ -1,0 +1,24 @@
+"""Retry is a decision: given the error and the attempt, run again in N seconds, or give up.
+
+Errors say whether they are retryable (``retryable`` attribute); nothing here reads error text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff: ``base`` seconds, multiplied by ``factor`` per attempt, at most ``cap``."""
+
+    base: float = 5.0
+    factor: float = 2.0
+    cap: float = 600.0
+    max_attempts: int = 8
+
+    def decide(self, error: BaseException, attempts: int) -> float | None:
+        """Seconds to wait before the next attempt, or None to give up."""
+        if not getattr(error, "retryable", False) or attempts >= self.max_attempts:
+            return None
+        return float(min(self.cap, self.base * self.factor ** max(0, attempts - 1)))

@@ -1,0 +1,169 @@
+"""The worker loop: claim due jobs under a lease, run their handlers, finish or retry them.
+
+Retry state lives in the job row (attempts, next run time, lease), so a crash loses nothing: a job held
+by a dead worker is claimed again when its lease expires. While a job runs its lease is renewed. On a
+graceful stop the worker finishes what it holds within a grace period and releases the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Awaitable, Mapping
+from datetime import timedelta
+from typing import Any, Protocol
+
+from mmsgate.core.codes import JobKind
+from mmsgate.core.model import Job, utcnow
+from mmsgate.errors import StoreError
+from mmsgate.jobs.retry import RetryPolicy
+from mmsgate.store.base import Store
+
+log = logging.getLogger("mmsgate.worker")
+
+
+class JobHandler(Protocol):
+    """Runs one kind of job. ``run`` raising a retryable error means "try again later"."""
+
+    async def run(self, job: Job) -> None: ...
+
+    async def give_up(self, job: Job, error: Exception) -> None:
+        """Record the final outcome of a job that will not be tried again."""
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+class Worker:
+    """Runs jobs of the kinds it has handlers for, ``concurrency`` at a time."""
+
+    def __init__(
+        self,
+        store: Store,
+        handlers: Mapping[JobKind, JobHandler],
+        *,
+        owner: str | None = None,
+        concurrency: int = 16,
+        lease_seconds: float = 60.0,
+        idle_wait: float = 0.5,
+        policy: RetryPolicy | None = None,
+    ) -> None:
+        self.store = store
+        self.handlers = dict(handlers)
+        self.owner = owner or worker_name()
+        self.concurrency = concurrency
+        self.lease_seconds = lease_seconds
+        self.idle_wait = idle_wait
+        self.policy = policy or RetryPolicy()
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._running: dict[asyncio.Task[None], Job] = {}
+
+    def wake(self) -> None:
+        """New work may be due: claim now instead of at the next poll."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        kinds = list(self.handlers)
+        while not self._stopping.is_set():
+            free = self.concurrency - len(self._running)
+            jobs: list[Job] = []
+            if free > 0:
+                try:
+                    jobs = await self.store.claim_jobs(
+                        self.owner, limit=free, lease_seconds=self.lease_seconds, kinds=kinds
+                    )
+                except StoreError as exc:
+                    log.warning("cannot claim jobs: %s", exc)
+            for job in jobs:
+                task = asyncio.create_task(self._execute(job), name=f"job-{job.id}")
+                self._running[task] = job
+                task.add_done_callback(self._running.pop)
+            if jobs and len(jobs) == free:
+                continue
+            await self._idle()
+
+    async def _idle(self) -> None:
+        self._wake.clear()
+        waiters: set[asyncio.Future[Any]] = {
+            asyncio.ensure_future(self._wake.wait()),
+            asyncio.ensure_future(self._stopping.wait()),
+            *self._running,
+        }
+        try:
+            await asyncio.wait(waiters, timeout=self.idle_wait, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                if waiter not in self._running:
+                    waiter.cancel()
+
+    async def _execute(self, job: Job) -> None:
+        handler = self.handlers[job.kind]
+        keeper = asyncio.create_task(self._keep_lease(job))
+        try:
+            await handler.run(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            await self._after_failure(job, handler, exc)
+        else:
+            await self._settle(self.store.finish_job(job.id, self.owner), job)
+        finally:
+            keeper.cancel()
+
+    async def _after_failure(self, job: Job, handler: JobHandler, exc: Exception) -> None:
+        delay = self.policy.decide(exc, job.attempts)
+        if delay is None:
+            try:
+                await handler.give_up(job, exc)
+            except Exception:
+                log.exception("job %s: recording its failure failed; it will be retried", job.id)
+                delay = self.policy.base
+            else:
+                await self._settle(self.store.finish_job(job.id, self.owner), job)
+                return
+        log.info(
+            "job %s (%s %s) attempt %d failed, retry in %.0f s: %s",
+            job.id,
+            job.kind.value,
+            job.ref,
+            job.attempts,
+            delay,
+            exc,
+        )
+        run_at = utcnow() + timedelta(seconds=delay)
+        await self._settle(self.store.retry_job(job.id, self.owner, run_at=run_at, error=str(exc)), job)
+
+    async def _settle(self, change: Awaitable[bool], job: Job) -> None:
+        try:
+            if not await change:
+                log.warning("job %s: lease lost before it could be settled; another worker has it", job.id)
+        except StoreError as exc:
+            log.warning("job %s: could not be settled (%s); its lease will expire and it runs again", job.id, exc)
+
+    async def _keep_lease(self, job: Job) -> None:
+        with contextlib.suppress(StoreError):
+            while True:
+                await asyncio.sleep(self.lease_seconds / 3)
+                if not await self.store.extend_lease(job.id, self.owner, lease_seconds=self.lease_seconds):
+                    return
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop claiming; let running jobs finish within ``grace`` seconds; release the others."""
+        self._stopping.set()
+        if not self._running:
+            return
+        running = dict(self._running)
+        _, unfinished = await asyncio.wait(list(running), timeout=grace)
+        for task in unfinished:
+            task.cancel()
+        await asyncio.gather(*unfinished, return_exceptions=True)
+        for task in unfinished:
+            job = running[task]
+            with contextlib.suppress(StoreError):
+                await self.store.retry_job(job.id, self.owner, run_at=utcnow(), error="released at shutdown")

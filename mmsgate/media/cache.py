@@ -1,0 +1,102 @@
+"""A size-bounded disk cache of fetched media, keyed by URL, with an age limit and revalidation data.
+
+Each entry is two files named by the URL's SHA-256: the body, and a small JSON header (type, ETag,
+Last-Modified, when it was fetched). Writes go to a temporary name and are renamed into place, so a
+crash never leaves a half-written entry. When the cache passes its size, the least recently used
+entries are removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class CachedHeader:
+    url: str
+    content_type: str | None
+    etag: str | None
+    last_modified: str | None
+    fetched_at: float
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class CacheEntry:
+    header: CachedHeader
+    body: bytes
+
+
+class MediaCache:
+    """Blocking file operations: call from a thread (the fetcher does)."""
+
+    def __init__(self, folder: Path, *, max_bytes: int, max_age: float) -> None:
+        self.folder = folder
+        self.max_bytes = max_bytes
+        self.max_age = max_age
+
+    def _paths(self, url: str) -> tuple[Path, Path]:
+        name = hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()
+        return self.folder / f"{name}.json", self.folder / f"{name}.body"
+
+    def get(self, url: str) -> CacheEntry | None:
+        head_path, body_path = self._paths(url)
+        try:
+            header = CachedHeader(**json.loads(head_path.read_text(encoding="utf-8")))
+            body = body_path.read_bytes()
+        except (OSError, ValueError, TypeError):
+            return None
+        if header.url != url or len(body) != header.size or time.time() - header.fetched_at > self.max_age:
+            self._remove(head_path, body_path)
+            return None
+        now = time.time()
+        os.utime(body_path, (now, os.stat(body_path).st_mtime))  # atime marks use
+        return CacheEntry(header, body)
+
+    def put(self, header: CachedHeader, body: bytes) -> None:
+        if header.size > self.max_bytes:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        head_path, body_path = self._paths(header.url)
+        for path, data in ((body_path, body), (head_path, json.dumps(asdict(header)).encode())):
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+        self._trim()
+
+    def touch(self, url: str, fetched_at: float) -> None:
+        """A conditional fetch said the entry is still current: restart its age."""
+        entry = self.get(url)
+        if entry is not None:
+            header = CachedHeader(**{**asdict(entry.header), "fetched_at": fetched_at})
+            head_path, _ = self._paths(url)
+            head_path.write_text(json.dumps(asdict(header)), encoding="utf-8")
+
+    def _trim(self) -> None:
+        bodies = []
+        total = 0
+        for path in self.folder.glob("*.body"):
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            bodies.append((st.st_atime, st.st_size, path))
+            total += st.st_size
+        bodies.sort()
+        while total > self.max_bytes and bodies:
+            _, size, path = bodies.pop(0)
+            self._remove(path.with_suffix(".json"), path)
+            total -= size
+
+    @staticmethod
+    def _remove(*paths: Path) -> None:
+        for path in paths:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass

@@ -1,0 +1,75 @@
+"""No fetches to where the gateway's own network is: loopback, private, link-local, multicast, reserved.
+
+A host is resolved once, every address it resolves to is checked, and the connection is made to the
+checked address (the request keeps the host name for the Host header and TLS), so a DNS answer that
+changes between the check and the connect cannot redirect the fetch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class BlockedAddress(Exception):
+    """The URL's host is (or resolves to) an address the gateway may not fetch from."""
+
+
+def parse_networks(spec: str | Iterable[str]) -> tuple[IPNetwork, ...]:
+    """A comma-separated list (or iterable) of CIDRs, e.g. ``127.0.0.0/8,::1/128``."""
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    return tuple(ipaddress.ip_network(item.strip(), strict=False) for item in items if item.strip())
+
+
+def _plain(address: IPAddress) -> IPAddress:
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return address.ipv4_mapped
+        if address.sixtofour is not None:
+            return address.sixtofour
+    return address
+
+
+def is_public(address: IPAddress) -> bool:
+    plain = _plain(address)
+    return plain.is_global and not plain.is_multicast and not plain.is_reserved
+
+
+@dataclass(frozen=True, slots=True)
+class AddressGuard:
+    """Decides which resolved addresses may be fetched from."""
+
+    allowed: tuple[IPNetwork, ...] = ()
+
+    def permits(self, address: IPAddress) -> bool:
+        plain = _plain(address)
+        if any(plain in net or address in net for net in self.allowed):
+            return True
+        return is_public(address)
+
+    async def resolve(self, host: str, port: int) -> IPAddress:
+        """The address to connect to, after checking every address the host resolves to."""
+        try:
+            literal = ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            literal = None
+        if literal is not None:
+            candidates = [literal]
+        else:
+            try:
+                infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            except (OSError, UnicodeError) as exc:
+                raise BlockedAddress(f"cannot resolve {host}: {exc}") from exc
+            candidates = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+            if not candidates:
+                raise BlockedAddress(f"{host} resolves to no address")
+        refused = [str(a) for a in candidates if not self.permits(a)]
+        if refused:
+            raise BlockedAddress(f"{host} resolves to a non-public address ({', '.join(refused)})")
+        return candidates[0]

@@ -1,0 +1,179 @@
+"""The media stage: fetch every slide's media, prove it, fit the whole message to the carrier profile.
+
+Runs after the API has answered, inside a job. Fetching is async on the event loop; checking and
+adapting run in a process pool so that they can never starve request handling. Sources are spooled to
+temporary files; only prepared parts (at most the profile's size) are held in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import tempfile
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from mmsgate.core.model import Media, MediaKind, Part, Slide
+from mmsgate.errors import MediaError
+from mmsgate.media.adapt import Adapted, CarrierProfile, encoded_size
+from mmsgate.media.blobs import BlobStore
+from mmsgate.media.fetch import Fetcher
+from mmsgate.media.kinds import RULES
+from mmsgate.media.work import Checked, adapt_file, check_file
+
+T = TypeVar("T")
+SMIL_ALLOWANCE = 600
+"""Bytes of the SMIL presentation itself, before its per-slide growth."""
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """The stage's result: the parts, and whether any content was changed to fit."""
+
+    parts: tuple[Part, ...]
+    adapted: bool
+
+
+@dataclass(slots=True)
+class _Source:
+    slide: int
+    media: Media
+    path: Path
+    checked: Checked
+
+
+@contextlib.contextmanager
+def _naming(slide: int, media: Media) -> Iterator[None]:
+    """Say which slide and kind a media failure belongs to."""
+    try:
+        yield
+    except MediaError as exc:
+        raise MediaError(
+            exc.code, f"slide {slide} {media.kind.value}: {exc.detail}", retryable=exc.retryable, kind=media.kind.value
+        ) from exc
+
+
+class MediaStage:
+    """Prepares the media of one message or template at a time (many may run concurrently)."""
+
+    def __init__(
+        self,
+        fetcher: Fetcher,
+        pool: Executor,
+        blobs: BlobStore,
+        profile: CarrierProfile,
+        spool: Path,
+    ) -> None:
+        self.fetcher = fetcher
+        self.pool = pool
+        self.blobs = blobs
+        self.profile = profile
+        self.spool = spool
+
+    async def _in_pool(self, fn: functools.partial[T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn)
+
+    async def prepare(
+        self,
+        owner_id: str,
+        slides: Sequence[Slide],
+        *,
+        adapt_images: bool,
+        transcode_av: bool,
+        use_cache: bool = True,
+    ) -> Prepared:
+        """Fetch, prove and fit every media file; raise MediaError with the contract's code if one fails."""
+        await asyncio.to_thread(self.spool.mkdir, parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.spool, prefix="stage-") as tmp:
+            sources = await self._fetch_and_check(Path(tmp), slides, use_cache)
+            budgets = self._budgets(slides, sources)
+            adapted: list[Adapted] = []
+            for source, budget in zip(sources, budgets, strict=True):
+                with _naming(source.slide, source.media):
+                    adapted.append(
+                        await self._in_pool(
+                            functools.partial(
+                                adapt_file,
+                                source.media.kind,
+                                source.checked.info,
+                                source.path,
+                                self.profile,
+                                budget,
+                                adapt=adapt_images,
+                                transcode=transcode_av,
+                            )
+                        )
+                    )
+        self._check_total(slides, sources, adapted)
+        parts: list[Part] = []
+        for position, (source, result) in enumerate(zip(sources, adapted, strict=True), 1):
+            digest = await asyncio.to_thread(self.blobs.put, result.body)
+            parts.append(
+                Part(
+                    owner_id=owner_id,
+                    position=position,
+                    slide=source.slide,
+                    kind=source.media.kind,
+                    content_type=result.content_type,
+                    size=len(result.body),
+                    sha256=digest,
+                    source_url=source.media.url,
+                    width=result.width,
+                    height=result.height,
+                    duration=source.checked.info.duration,
+                    adapted=result.changed,
+                )
+            )
+        return Prepared(tuple(parts), any(r.changed for r in adapted))
+
+    async def _fetch_and_check(self, tmp: Path, slides: Sequence[Slide], use_cache: bool) -> list[_Source]:
+        sources: list[_Source] = []
+        for number, slide in enumerate(slides, 1):
+            for media in slide.media:
+                with _naming(number, media):
+                    fetched = await self.fetcher.fetch(media.url, media.kind, use_cache=use_cache)
+                    path = tmp / f"{len(sources) + 1}.src"
+                    await asyncio.to_thread(path.write_bytes, fetched.body)
+                    declared = fetched.content_type
+                    del fetched  # only one source is held in memory at a time
+                    checked = await self._in_pool(functools.partial(check_file, media.kind, declared, path))
+                sources.append(_Source(number, media, path, checked))
+        return sources
+
+    def _fixed_bytes(self, slides: Sequence[Slide]) -> int:
+        texts = sum(encoded_size(len(s.text.encode())) for s in slides if s.text)
+        return texts + encoded_size(SMIL_ALLOWANCE + 160 * len(slides))
+
+    def _budgets(self, slides: Sequence[Slide], sources: Sequence[_Source]) -> list[int]:
+        """Raw bytes each part may use: what non-images take is theirs; images share the rest."""
+        room = self.profile.max_message_bytes - self._fixed_bytes(slides)
+        images = [s for s in sources if s.media.kind is MediaKind.IMAGE]
+        for source in sources:
+            if source.media.kind is not MediaKind.IMAGE:
+                room -= encoded_size(source.checked.size)
+        share = room // max(1, len(images))
+        image_budget = max(1024, int((share - 814) / 1.37))
+        return [
+            image_budget
+            if s.media.kind is MediaKind.IMAGE
+            else max(1024, int((self.profile.max_message_bytes - 814) / 1.37))
+            for s in sources
+        ]
+
+    def _check_total(self, slides: Sequence[Slide], sources: Sequence[_Source], adapted: Sequence[Adapted]) -> None:
+        total = self._fixed_bytes(slides) + sum(encoded_size(len(a.body)) for a in adapted)
+        if total <= self.profile.max_message_bytes:
+            return
+        largest = max(range(len(adapted)), key=lambda i: len(adapted[i].body))
+        kind = sources[largest].media.kind
+        raise MediaError(
+            kind=kind.value,
+            code=RULES[kind].too_big,
+            detail=f"the message would be {total} bytes as sent; carrier profile {self.profile.name!r} allows "
+            f"{self.profile.max_message_bytes} (largest part: {kind.value} of slide {sources[largest].slide}, "
+            f"{len(adapted[largest].body)} bytes)",
+        )
