@@ -292,14 +292,17 @@ class SqlStore(Store):
         disabled: bool | None = None,
         rate_limit: int | None = None,
     ) -> Account:
-        changes: dict[str, Any] = {
-            "postback_url": postback_url or None if postback_url is not None else ...,
-            "postback_secret": postback_secret or None if postback_secret is not None else ...,
-            "transcoding": transcoding if transcoding is not None else ...,
-            "disabled": disabled if disabled is not None else ...,
-            "rate_limit": rate_limit if rate_limit is not None else ...,
-        }
-        given = {column: value for column, value in changes.items() if value is not ...}
+        given: dict[str, Any] = {}
+        if postback_url is not None:
+            given["postback_url"] = postback_url or None
+        if postback_secret is not None:
+            given["postback_secret"] = postback_secret or None
+        if transcoding is not None:
+            given["transcoding"] = transcoding
+        if disabled is not None:
+            given["disabled"] = disabled
+        if rate_limit is not None:
+            given["rate_limit"] = rate_limit
         if given:
             assignments = ", ".join(f"{column} = ?" for column in given)
             rows = await self._write(
