@@ -4,6 +4,7 @@
      ├── ApiError            a contract failure answered to an API client (carries its E-code)
      ├── ConfigError         settings that cannot work
      ├── MediaError          a slide's content could not be fetched, is not what it claims, or cannot fit
+     ├── WorkerCrashed       a media worker process died under a job (retryable)
      └── StoreError          the store could not do what was asked
           ├── NotFound       the named row does not exist (or belongs to another account)
           ├── Conflict       the row already exists
@@ -47,6 +48,21 @@ class MediaError(MmsgateError):
         self.retryable = retryable
         self.kind = kind
         """The slide kind (image, audio, ...) whose media failed, once known."""
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # raised in media worker processes and pickled back: keep every field (the default pickling
+        # rebuilds from ``args`` alone, and a result that cannot be unpickled breaks the whole pool)
+        return (_media_error, (self.code, self.detail, self.retryable, self.kind))
+
+
+def _media_error(code: str, detail: str, retryable: bool, kind: str | None) -> MediaError:
+    return MediaError(code, detail, retryable=retryable, kind=kind)
+
+
+class WorkerCrashed(MmsgateError):
+    """A media worker process died (a decoder crash, or killed for memory); the work may be tried again."""
+
+    retryable = True
 
 
 class StoreError(MmsgateError):

@@ -72,9 +72,13 @@ async def running_worker(settings: Settings, store: Store) -> AsyncIterator[Work
         cache,
         fresh_seconds=settings.media_cache_fresh_seconds,
     )
-    pool = media_pool(settings)
     stage = MediaStage(
-        fetcher, pool, BlobStore(settings.data_dir / "blobs"), carrier_profile(settings), settings.data_dir / "spool"
+        fetcher,
+        media_pool(settings),
+        BlobStore(settings.data_dir / "blobs"),
+        carrier_profile(settings),
+        settings.data_dir / "spool",
+        pool_factory=lambda: media_pool(settings),
     )
     worker = Worker(
         store,
@@ -91,4 +95,4 @@ async def running_worker(settings: Settings, store: Store) -> AsyncIterator[Work
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await fetcher.aclose()
-        pool.shutdown(wait=True, cancel_futures=True)
+        stage.pool.shutdown(wait=True, cancel_futures=True)

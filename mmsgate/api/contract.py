@@ -255,7 +255,13 @@ def _client_reference(data: dict[str, Any]) -> str | None:
 # ---------------------------------------------------------------------------------------------
 # slides
 
-_REPEAT_MARK = "\x00repeated"
+
+class _RepeatedKeys(dict[str, Any]):
+    """A JSON object in which a media key appeared more than once (the last value is kept).
+
+    A type of its own, not a marker key, so that no client can forge it."""
+
+    repeated: str = ""
 
 
 def _may_repeat_media_keys(body: bytes, data: dict[str, Any]) -> bool:
@@ -274,11 +280,12 @@ def _may_repeat_media_keys(body: bytes, data: dict[str, Any]) -> bool:
 
 def _mark_repeated_media_keys(body: bytes, data: dict[str, Any]) -> dict[str, Any]:
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in items:
-            if key in out and key in _MEDIA_KEYS:
-                out[_REPEAT_MARK] = key
-            out[key] = value
+        keys = [key for key, _ in items]
+        repeated = next((k for k in _MEDIA_KEYS if keys.count(k) > 1), None)
+        if repeated is None:
+            return dict(items)
+        out = _RepeatedKeys(items)
+        out.repeated = repeated
         return out
 
     try:
@@ -319,13 +326,10 @@ def _slide(n: int, value: Any) -> Slide:
             ErrorCode.SLIDE_ONE_OBJECT,
             f"slide {n}: at most one of contact, calendar and pdf per slide ({', '.join(sorted(objects))} given)",
         )
-    if _REPEAT_MARK in value:
-        raise fail(
-            ErrorCode.SLIDE_ONE_OBJECT,
-            f"slide {n}: {value[_REPEAT_MARK]} is given twice (same MIME type twice)",
-        )
+    if isinstance(value, _RepeatedKeys):
+        raise fail(ErrorCode.SLIDE_ONE_OBJECT, f"slide {n}: {value.repeated} is given twice (same MIME type twice)")
     for key in value:
-        if key not in _SLIDE_KEYS and key != _REPEAT_MARK:
+        if key not in _SLIDE_KEYS:
             raise fail(
                 ErrorCode.CONTENT_NOT_ALLOWED,
                 f"slide {n}: {_show(key)} is not allowed content "

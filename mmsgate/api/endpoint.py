@@ -9,7 +9,7 @@ event and its job are committed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 import msgspec
@@ -19,7 +19,7 @@ from starlette.responses import Response
 from mmsgate.api import contract
 from mmsgate.api.auth import Authenticator
 from mmsgate.core.codes import ErrorCode
-from mmsgate.core.model import AccountConfig, utcnow
+from mmsgate.core.model import AccountConfig, Sending, utcnow
 from mmsgate.errors import ApiError, NotFound, StoreError
 from mmsgate.store.base import Store
 from mmsgate.store.sql import ACCEPTED_DETAILS, TEMPLATE_ACCEPTED_DETAILS
@@ -39,6 +39,23 @@ def failure(code: ErrorCode, info: str, status: int = 200) -> Response:
 
 class BodyTooLarge(Exception):
     pass
+
+
+def _texts(sending: Sending) -> Iterator[tuple[str, ErrorCode, str | None]]:
+    """The free-text fields of a sending, in the contract's order, with the code each one fails with."""
+    yield "message-subject", ErrorCode.SUBJECT_INVALID, sending.subject
+    yield "fallback-sms-text", ErrorCode.INVALID_REQUEST, sending.fallback_sms_text
+    yield "client-reference", ErrorCode.INVALID_REQUEST, sending.client_reference
+    for n, slide in enumerate(sending.slides, 1):
+        yield f"slide {n}: message-text", ErrorCode.INVALID_REQUEST, slide.text
+
+
+def refuse_nul(fields: Iterable[tuple[str, ErrorCode, str | None]]) -> None:
+    """A NUL character cannot be stored by every backend (PostgreSQL text refuses it), so no backend
+    takes one: the request fails naming the field, instead of failing in the store as an internal error."""
+    for name, code, value in fields:
+        if value is not None and "\x00" in value:
+            raise ApiError(code, f"{name} contains a NUL character (\\u0000), which is not allowed")
 
 
 async def read_body(request: HttpRequest, limit: int) -> bytes:
@@ -97,6 +114,7 @@ class Endpoint:
 
     async def _sendmms(self, data: dict[str, Any], config: AccountConfig) -> dict[str, Any]:
         message = contract.check_sendmms(data, config, utcnow())
+        refuse_nul(_texts(message.sending))
         await self.store.accept_message(message)
         return {
             "status": "success",
@@ -107,6 +125,7 @@ class Endpoint:
 
     async def _savemms(self, data: dict[str, Any], config: AccountConfig) -> dict[str, Any]:
         template = contract.check_savemms(data, config.account.id, utcnow())
+        refuse_nul([("name", ErrorCode.NAME_INVALID, template.name), *_texts(template.sending)])
         await self.store.accept_template(template)
         return {
             "status": "success",
@@ -117,12 +136,15 @@ class Endpoint:
 
     async def _sendsavedmms(self, data: dict[str, Any], config: AccountConfig) -> dict[str, Any]:
         mms_id = contract.mms_id_of(data)
+        if "\x00" in mms_id:  # no template has one, and not every backend can look one up
+            raise ApiError(ErrorCode.MMS_ID_UNKNOWN, "mms-id contains a NUL character and does not exist")
         try:
             saved = await self.store.get_template(config.account.id, mms_id)
         except NotFound:
             raise ApiError(ErrorCode.MMS_ID_UNKNOWN, f"mms-id {mms_id!r} does not exist") from None
         contract.check_template_usable(saved)
         message = contract.check_sendsavedmms(data, saved, config, utcnow())
+        refuse_nul(_texts(message.sending))
         await self.store.accept_message(message)
         return {
             "status": "success",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 from pathlib import Path
 
 
@@ -21,7 +22,8 @@ class BlobStore:
         target = self.path(digest)
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f"{digest}.{os.getpid()}.tmp")
+            # unique per call: the same content may be put by two threads (or processes) at once
+            tmp = target.with_name(f"{digest}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
             with open(tmp, "wb") as f:
                 f.write(data)
                 f.flush()

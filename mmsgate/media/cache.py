@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -64,7 +65,8 @@ class MediaCache:
         self.folder.mkdir(parents=True, exist_ok=True)
         head_path, body_path = self._paths(header.url)
         for path, data in ((body_path, body), (head_path, json.dumps(asdict(header)).encode())):
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            # unique per call: the same URL may be cached by two threads (or processes) at once
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
             tmp.write_bytes(data)
             os.replace(tmp, path)
         self._trim()

@@ -17,7 +17,7 @@ import httpx
 from mmsgate.core.model import MediaKind
 from mmsgate.errors import MediaError
 from mmsgate.media.cache import CachedHeader, MediaCache
-from mmsgate.media.guard import AddressGuard, BlockedAddress
+from mmsgate.media.guard import AddressGuard, BlockedAddress, UnresolvedHost
 from mmsgate.media.kinds import RULES
 
 MAX_REDIRECTS = 5
@@ -168,6 +168,8 @@ class Fetcher:
             address = await self.guard.resolve(parsed.host, port)
         except BlockedAddress as exc:
             raise MediaError(rules.fetch_failed, f"{url}: {exc}") from exc
+        except UnresolvedHost as exc:
+            raise MediaError(rules.fetch_failed, f"{url}: {exc}", retryable=True) from exc
         host_header = parsed.netloc.decode("ascii").rsplit("@", 1)[-1]
         pinned = parsed.copy_with(host=str(address))
         extensions = {"sni_hostname": parsed.host} if parsed.scheme == "https" else {}

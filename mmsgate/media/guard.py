@@ -21,6 +21,13 @@ class BlockedAddress(Exception):
     """The URL's host is (or resolves to) an address the gateway may not fetch from."""
 
 
+class UnresolvedHost(Exception):
+    """The URL's host could not be resolved now (DNS may answer later)."""
+
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
 def parse_networks(spec: str | Iterable[str]) -> tuple[IPNetwork, ...]:
     """A comma-separated list (or iterable) of CIDRs, e.g. ``127.0.0.0/8,::1/128``."""
     items = spec.split(",") if isinstance(spec, str) else list(spec)
@@ -33,6 +40,8 @@ def _plain(address: IPAddress) -> IPAddress:
             return address.ipv4_mapped
         if address.sixtofour is not None:
             return address.sixtofour
+        if address in _NAT64:
+            return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return address
 
 
@@ -65,7 +74,7 @@ class AddressGuard:
             try:
                 infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
             except (OSError, UnicodeError) as exc:
-                raise BlockedAddress(f"cannot resolve {host}: {exc}") from exc
+                raise UnresolvedHost(f"cannot resolve {host}: {exc}") from exc
             candidates = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
             if not candidates:
                 raise BlockedAddress(f"{host} resolves to no address")

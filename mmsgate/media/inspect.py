@@ -139,6 +139,12 @@ def _calendar(content_type: str, body: bytes) -> MediaInfo:
         raise MediaError(bad, f"iCalendar does not parse: {exc}") from exc
     if calendar.name != "VCALENDAR" or not calendar.subcomponents:
         raise MediaError(bad, "the file holds no calendar entries")
+    for component in calendar.walk():
+        # icalendar keeps a property it cannot parse (a DTSTART that is no date) as "broken" and
+        # records the failure instead of raising: such a calendar does not parse either.
+        if component.errors:
+            name, problem = component.errors[0]
+            raise MediaError(bad, f"iCalendar does not parse: {component.name} {name}: {problem}")
     return MediaInfo(content_type)
 
 

@@ -11,14 +11,14 @@ import asyncio
 import contextlib
 import functools
 import tempfile
-from collections.abc import Iterator, Sequence
-from concurrent.futures import Executor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import BrokenExecutor, Executor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 from mmsgate.core.model import Media, MediaKind, Part, Slide
-from mmsgate.errors import MediaError
+from mmsgate.errors import MediaError, WorkerCrashed
 from mmsgate.media.adapt import Adapted, CarrierProfile, encoded_size
 from mmsgate.media.blobs import BlobStore
 from mmsgate.media.fetch import Fetcher
@@ -67,15 +67,25 @@ class MediaStage:
         blobs: BlobStore,
         profile: CarrierProfile,
         spool: Path,
+        pool_factory: Callable[[], Executor] | None = None,
     ) -> None:
         self.fetcher = fetcher
         self.pool = pool
+        self.pool_factory = pool_factory
         self.blobs = blobs
         self.profile = profile
         self.spool = spool
 
     async def _in_pool(self, fn: functools.partial[T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self.pool, fn)
+        pool = self.pool
+        try:
+            return await asyncio.get_running_loop().run_in_executor(pool, fn)
+        except BrokenExecutor as exc:
+            # a worker process died: every later task would fail too, so start a fresh pool
+            if self.pool is pool and self.pool_factory is not None:
+                self.pool = self.pool_factory()
+                pool.shutdown(wait=False, cancel_futures=True)
+            raise WorkerCrashed(f"a media worker process died: {exc}") from exc
 
     async def prepare(
         self,

@@ -67,7 +67,7 @@ async def test_readme_curl_example_succeeds(tmp_path: Path, gateways: Callable[.
         status = await http.get(
             f"/v1/messages/{answer['tracking-id']}", headers={"x-api-key": demo["api_key"]}
         )
-    assert status.json()["state"] == "accepted"
+    assert status.json()["state"] in ("accepted", "media-ready")  # the embedded worker may already have run
 
 
 async def _load(
