@@ -53,12 +53,13 @@ RESULTS = REPO / "docs" / "benchmarks.md"
 SETUPS = ("bare", "sqlite", "pg1", "pg2")
 LABELS = {
     "bare": "bare Starlette, fixed JSON (1 process)",
-    "sqlite": "mmsgate, SQLite (1 process)",
-    "pg1": "mmsgate, PostgreSQL (1 API process)",
-    "pg2": "mmsgate, PostgreSQL (2 API processes)",
+    "sqlite": "mmsgate serve, SQLite (1 process, API + worker)",
+    "pg1": "mmsgate api, PostgreSQL (1 process)",
+    "pg2": "mmsgate api, PostgreSQL (2 processes)",
 }
 TARGET_RATIO = 0.5
 TARGET_P99_MS = 25.0
+OTHER_LOAD_WARNING = 0.15  # cores used by other programs during a run that make its figures suspect
 BODY_TARGET_BYTES = 1500
 LISTENING = re.compile(r"listening on (http://\S+)")
 DEFAULT_PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -122,26 +123,110 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
-def _proc_stat(pid: str) -> list[str] | None:
-    """The fields of /proc/PID/stat after the command name (index 0 is field 3, the state)."""
+def _proc_stat(pid: str) -> tuple[str, list[str]] | None:
+    """The command name and the fields of /proc/PID/stat after it (index 0 is field 3, the state)."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return text[text.rfind(")") + 2 :].split()
+    return text[text.find("(") + 1 : text.rfind(")")], text[text.rfind(")") + 2 :].split()
 
 
-def _session_members(sid: int) -> dict[int, int]:
-    """CPU ticks (user + system) of every live process of session ``sid``, by pid."""
-    members: dict[int, int] = {}
+@dataclass(frozen=True)
+class CpuSnapshot:
+    """CPU ticks (user + system) of every live process, and of the whole machine, at one moment."""
+
+    at: float
+    machine: int
+    processes: dict[int, tuple[str, int, int]]  # pid -> (command or PostgreSQL title, session, ticks)
+
+    @classmethod
+    def take(cls) -> CpuSnapshot:
+        processes: dict[int, tuple[str, int, int]] = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            stat = _proc_stat(entry)
+            if stat is None or len(stat[1]) < 13 or stat[1][0] == "Z":
+                continue
+            comm, fields = stat
+            if comm.startswith("postgres"):  # its title says which database a backend serves
+                with contextlib.suppress(OSError):
+                    comm = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            processes[int(entry)] = (comm, int(fields[3]), int(fields[11]) + int(fields[12]))
+        cpu = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:8]]
+        busy = cpu[0] + cpu[1] + cpu[2] + cpu[5] + cpu[6]  # user nice system irq softirq
+        return cls(time.monotonic(), busy, processes)
+
+
+@dataclass
+class CpuUse:
+    """Cores used between two snapshots: by the server's session (per process), by PostgreSQL for it
+    (the backends of its database and the shared auxiliary processes), and by the whole machine."""
+
+    server: list[float]
+    postgres: float
+    machine: float
+
+    @classmethod
+    def between(cls, before: CpuSnapshot, after: CpuSnapshot, server_sid: int, database: str) -> CpuUse:
+        seconds = max(after.at - before.at, 1e-6)
+
+        def used(pid: int) -> float:
+            ticks = after.processes[pid][2] - (before.processes.get(pid) or ("", 0, 0))[2]
+            return max(ticks, 0) / CLK_TCK / seconds
+
+        server = [used(pid) for pid, (_, sid, _) in sorted(after.processes.items()) if sid == server_sid]
+        postgres = sum(used(pid) for pid, (comm, _, _) in after.processes.items() if _serves_database(comm, database))
+        machine = (after.machine - before.machine) / CLK_TCK / seconds
+        return cls([c for c in server if c >= 0.02], postgres, machine)
+
+    @property
+    def server_total(self) -> float:
+        return sum(self.server)
+
+
+def _serves_database(title: str, database: str) -> bool:
+    """Whether a PostgreSQL process works for ``database``: one of its backends ("postgres: 15/main: USER
+    DB HOST(PORT) STATE"), or an auxiliary process every database shares (WAL writer, checkpointer, ...)."""
+    if not title.startswith("postgres"):
+        return False
+    is_backend = "(" in title and ")" in title
+    return not is_backend or (bool(database) and f" {database} " in title)
+
+
+def _session_members(sid: int) -> list[int]:
+    """The live processes of session ``sid``."""
+    members: list[int] = []
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        fields = _proc_stat(entry)
-        if fields is None or len(fields) < 13 or fields[0] == "Z" or int(fields[3]) != sid:
-            continue
-        members[int(entry)] = int(fields[11]) + int(fields[12])
+        if entry.isdigit():
+            stat = _proc_stat(entry)
+            if stat is not None and len(stat[1]) > 3 and stat[1][0] != "Z" and int(stat[1][3]) == sid:
+                members.append(int(entry))
     return members
+
+
+def machine_busy(seconds: float = 1.0) -> float:
+    """Cores the machine keeps busy over ``seconds``, before we start anything."""
+    before = CpuSnapshot.take()
+    time.sleep(seconds)
+    after = CpuSnapshot.take()
+    return (after.machine - before.machine) / CLK_TCK / (after.at - before.at)
+
+
+def wait_quiet(limit: float = 0.25, patience: float = 120.0) -> float:
+    """Wait (up to ``patience`` seconds) until other load on the machine is below ``limit`` cores."""
+    deadline = time.monotonic() + patience
+    busy = machine_busy()
+    warned = False
+    while busy > limit and time.monotonic() < deadline:
+        if not warned:
+            print(
+                f"   the machine is busy ({busy:.2f} cores in use by others); waiting for it to calm down", flush=True
+            )
+            warned = True
+        busy = machine_busy(2.0)
+    return busy
 
 
 def _tail(path: Path, lines: int = 30) -> str:
@@ -463,63 +548,59 @@ class Server:
     creds: Credentials
     proc: subprocess.Popen[bytes]
     log: Path
+    database: str  # the PostgreSQL database's name, or ""
 
 
 @dataclass
 class Row:
     setup: str
+    label: str
     result: WrkResult | None = None
     error: str = ""
-    server_cpu: float = 0.0  # cores used by the server's processes during the measured run
-    per_process: list[float] = field(default_factory=list)
+    cpu: CpuUse | None = None  # during the measured run
+    other_cpu: float = 0.0  # cores used by neither the server, wrk nor PostgreSQL: other load on the machine
+    busy_before: float = 0.0  # cores in use on the machine just before the setup started
     body_bytes: int = 0
 
 
+def provision(url: str, home: Path) -> Credentials:
+    """An account, a campaign and the sender number, made with the admin CLI, in database ``url``."""
+    db = ["--database", url, "--data-dir", str(home / "data"), "--json"]
+    account = run_cli(["account", "create", "bench", *db], home)
+    campaign = run_cli(["campaign", "create", account["account_id"], *db], home)
+    run_cli(["number", "add", account["account_id"], BENCH_NUMBER, "--campaign", campaign["service_id"], *db], home)
+    return Credentials(account["api_key"], campaign["service_id"], BENCH_NUMBER, BENCH_TO)
+
+
 @contextlib.contextmanager
-def start_setup(name: str, procs: Processes, work: Path, pg_admin: str) -> Iterator[Server]:
+def start_setup(name: str, procs: Processes, work: Path, args: argparse.Namespace) -> Iterator[Server]:
     """Start one setup's server(s); stop them (and drop its database) on leaving."""
     home = work / name
     home.mkdir()
     log = home / "server.log"
+    data = str(home / "data")
     database = ""
     proc: subprocess.Popen[bytes] | None = None
     try:
         if name == "bare":
-            proc = procs.start(
-                [sys.executable, str(BENCH_DIR / "bare_app.py"), "--port", "0"], log=log, cwd=home, env=child_env()
-            )
+            argv = [sys.executable, str(BENCH_DIR / "bare_app.py"), "--port", "0"]
+            proc = procs.start(argv, log=log, cwd=home, env=child_env())
             base = wait_listening(proc, log)
             creds = BARE_CREDENTIALS
-        elif name in ("sqlite", "pg1"):
-            argv = mmsgate_argv("serve", "--data-dir", str(home / "data"), "--port", "0")
-            if name == "pg1":
-                database = f"mmsgate_bench_{secrets.token_hex(4)}_{name}"
-                argv += ["--database", create_database(pg_admin, database)]
-            proc = procs.start(argv, log=log, cwd=home, env=child_env())
+        elif name == "sqlite":
+            env = child_env({"MMSGATE_WORKERS": "false"} if args.no_workers else None)
+            proc = procs.start(mmsgate_argv("serve", "--data-dir", data, "--port", "0"), log=log, cwd=home, env=env)
             base = wait_listening(proc, log)
             demo = json.loads((home / "data" / "demo.json").read_text())
             creds = Credentials(demo["api_key"], demo["service_id"], demo["from"], demo["to"])
-        elif name == "pg2":
+        elif name in ("pg1", "pg2"):
             database = f"mmsgate_bench_{secrets.token_hex(4)}_{name}"
-            url = create_database(pg_admin, database)
-            db = ["--database", url, "--data-dir", str(home / "data"), "--json"]
-            account = run_cli(["account", "create", "bench", *db], home)
-            campaign = run_cli(["campaign", "create", account["account_id"], *db], home)
-            run_cli(
-                ["number", "add", account["account_id"], BENCH_NUMBER, "--campaign", campaign["service_id"], *db], home
-            )
-            creds = Credentials(account["api_key"], campaign["service_id"], BENCH_NUMBER, BENCH_TO)
-            argv = mmsgate_argv(
-                "api",
-                "--processes",
-                "2",
-                "--port",
-                str(free_port()),
-                "--database",
-                url,
-                "--data-dir",
-                str(home / "data"),
-            )
+            url = create_database(args.pg_admin, database)
+            creds = provision(url, home)
+            # one process may take port 0; several need a concrete port (uvicorn's supervisor binds it)
+            port = "0" if name == "pg1" else str(free_port())
+            processes = "1" if name == "pg1" else "2"
+            argv = mmsgate_argv("api", "--processes", processes, "--port", port, "--database", url, "--data-dir", data)
             proc = procs.start(argv, log=log, cwd=home, env=child_env())
             base = wait_listening(proc, log)
         else:
@@ -527,12 +608,12 @@ def start_setup(name: str, procs: Processes, work: Path, pg_admin: str) -> Itera
         wait_healthy(base, proc, log)
         if name == "pg2":
             _wait_workers(proc.pid, 2, log)
-        yield Server(base, creds, proc, log)
+        yield Server(base, creds, proc, log, database)
     finally:
         if proc is not None:
             procs.stop(proc)
         if database:
-            drop_database(pg_admin, database)
+            drop_database(args.pg_admin, database)
 
 
 def _wait_workers(sid: int, count: int, log: Path, timeout: float = 30.0) -> None:
@@ -546,10 +627,18 @@ def _wait_workers(sid: int, count: int, log: Path, timeout: float = 30.0) -> Non
     raise BenchError(f"fewer than {count} API processes started:\n{_tail(log)}")
 
 
+def label_of(name: str, args: argparse.Namespace) -> str:
+    if name == "sqlite" and args.no_workers:
+        return "mmsgate serve, SQLite (1 process, API only: MMSGATE_WORKERS=false)"
+    return LABELS[name]
+
+
 def measure(name: str, procs: Processes, work: Path, args: argparse.Namespace, wrk: str) -> Row:
-    row = Row(setup=name)
+    row = Row(setup=name, label=label_of(name, args))
+    if args.busy_limit > 0:
+        row.busy_before = wait_quiet(args.busy_limit)
     try:
-        with start_setup(name, procs, work, args.pg_admin) as server:
+        with start_setup(name, procs, work, args) as server:
             body = sendmms_body(server.creds, datetime.now(UTC))
             row.body_bytes = len(body)
             sanity_check(server.base, body, server.creds.api_key)
@@ -560,21 +649,13 @@ def measure(name: str, procs: Processes, work: Path, args: argparse.Namespace, w
                 run_wrk(
                     procs, wrk, url, script, duration=args.warmup, connections=args.connections, threads=args.threads
                 )
-            cpu_before = _session_members(server.proc.pid)
-            started = time.monotonic()
+            before = CpuSnapshot.take()
             output, wrk_cpu = run_wrk(
                 procs, wrk, url, script, duration=args.duration, connections=args.connections, threads=args.threads
             )
-            elapsed = time.monotonic() - started
-            cpu_after = _session_members(server.proc.pid)
-            per = [
-                (ticks - cpu_before.get(pid, 0)) / CLK_TCK / elapsed
-                for pid, ticks in sorted(cpu_after.items())
-                if (ticks - cpu_before.get(pid, 0)) / CLK_TCK / elapsed >= 0.02
-            ]
-            row.per_process = per
-            row.server_cpu = sum(per)
+            row.cpu = CpuUse.between(before, CpuSnapshot.take(), server.proc.pid, server.database)
             row.result = parse_wrk(output, wrk_cpu)
+            row.other_cpu = max(0.0, row.cpu.machine - row.cpu.server_total - row.cpu.postgres - wrk_cpu)
             if args.verbose:
                 print(output, flush=True)
     except BenchError as exc:
@@ -608,25 +689,39 @@ def verdict(row: Row, ceiling: float | None) -> str:
     return "FAIL: " + ", ".join(reasons)
 
 
+def cpu_per_request(row: Row) -> str:
+    """Server CPU time per answered request (all its processes): less disturbed by other load than req/s."""
+    if row.cpu is None or row.result is None or row.result.rps <= 0:
+        return "–"
+    return f"{row.cpu.server_total / row.result.rps * 1e6:.0f} µs"
+
+
+def cpu_summary(row: Row) -> str:
+    if row.cpu is None or row.result is None:
+        return "–"
+    server = f"{row.cpu.server_total:.2f}"
+    if len(row.cpu.server) > 1:
+        server += " (" + " + ".join(f"{c:.2f}" for c in row.cpu.server) + ")"
+    return f"{server} / {row.result.wrk_cpu:.2f} / {row.cpu.postgres:.2f} / {row.other_cpu:.2f}"
+
+
 def table(rows: Sequence[Row]) -> str:
     ceiling = _ceiling(rows)
     lines = [
-        "| setup | req/s | p50 | p99 | ratio to bare ceiling | errors | verdict | server CPU (cores) | wrk CPU |",
-        "|---|---:|---:|---:|---:|---:|---|---|---:|",
+        "| setup | req/s | p50 | p99 | ratio to bare ceiling | errors | verdict "
+        "| server CPU per request | CPU cores: server / wrk / PostgreSQL / other |",
+        "|---|---:|---:|---:|---:|---:|---|---:|---|",
     ]
     for row in rows:
         r = row.result
         if r is None:
-            lines.append(f"| {LABELS[row.setup]} | – | – | – | – | – | {verdict(row, ceiling)} | – | – |")
+            lines.append(f"| {row.label} | – | – | – | – | – | {verdict(row, ceiling)} | – | – |")
             continue
         ratio = f"{r.rps / ceiling:.2f}" if ceiling else "n/a"
         errors = f"{r.errors}" if r.errors == 0 else f"**{r.errors}** ({100 * r.errors / max(r.requests, 1):.2f}%)"
-        cpu = f"{row.server_cpu:.2f}"
-        if len(row.per_process) > 1:
-            cpu += " (" + " + ".join(f"{c:.2f}" for c in row.per_process) + ")"
         lines.append(
-            f"| {LABELS[row.setup]} | {r.rps:,.0f} | {r.p50_ms:.2f} ms | {r.p99_ms:.2f} ms | {ratio} "
-            f"| {errors} | {verdict(row, ceiling)} | {cpu} | {r.wrk_cpu:.2f} |"
+            f"| {row.label} | {r.rps:,.0f} | {r.p50_ms:.2f} ms | {r.p99_ms:.2f} ms | {ratio} "
+            f"| {errors} | {verdict(row, ceiling)} | {cpu_per_request(row)} | {cpu_summary(row)} |"
         )
     return "\n".join(lines)
 
@@ -643,7 +738,21 @@ def notes(rows: Sequence[Row]) -> list[str]:
             out.append(f"{row.setup} did not run: {first}")
         elif row.result and row.result.sample:
             out.append(f"{row.setup}: first non-success answer: `{row.result.sample[:200]}`")
+        if row.result and (row.other_cpu > OTHER_LOAD_WARNING or row.busy_before > OTHER_LOAD_WARNING):
+            out.append(
+                f"{row.setup}: other load on the machine ({row.busy_before:.2f} cores before, "
+                f"{row.other_cpu:.2f} during the run): its figures are disturbed; run again on a quiet machine."
+            )
     return out
+
+
+def _python_note() -> str:
+    """The interpreter and how fast it is here (builds differ: a build without PGO/LTO is 2x slower)."""
+    import timeit
+
+    best = min(timeit.repeat("sum(range(1000))", number=2000, repeat=5)) / 2000
+    where = os.path.relpath(sys.executable, REPO) if sys.executable.startswith(str(REPO)) else sys.executable
+    return f"Python {sys.version.split()[0]} ({where}), `sum(range(1000))` in {best * 1e6:.1f} µs"
 
 
 def append_results(command: str, rows: Sequence[Row], args: argparse.Namespace) -> None:
@@ -651,9 +760,14 @@ def append_results(command: str, rows: Sequence[Row], args: argparse.Namespace) 
     if not RESULTS.exists():
         RESULTS.write_text(
             "# Benchmarks\n\n"
-            "Results of `bench/` scripts, newest last. Each section is one run; compare ratios within a run, "
-            "not absolute numbers across runs (±10–15% drift). Targets: docs in /work/shared/guide/performance.md "
-            "(accept ≥ 0.5 × the bare Starlette ceiling of the same run, p99 ≤ 25 ms).\n"
+            "Results of `bench/` scripts, newest last. Each section is one run: compare ratios within a run, not "
+            "absolute numbers across runs (±10–15% drift). Accept target (performance guide): ≥ 0.5 × the bare "
+            "Starlette ceiling of the same run, with p99 ≤ 25 ms.\n\n"
+            "Columns of `accept.py`: *server CPU per request* is the CPU time of all the server's processes divided "
+            "by the requests answered (less disturbed by other load than req/s); *CPU cores* are the cores used "
+            "during the measured run by the server, wrk, PostgreSQL (backends of the run's database and shared "
+            "auxiliary processes) and everything else on the machine (*other*: more than 0.15 marks a disturbed "
+            "run).\n"
         )
     body_bytes = next((r.body_bytes for r in rows if r.body_bytes), 0)
     section = [
@@ -662,7 +776,7 @@ def append_results(command: str, rows: Sequence[Row], args: argparse.Namespace) 
         "",
         f"Command: `{command}`",
         "",
-        f"Machine: {os.cpu_count()} cores, shared by wrk and the server(s); Python {sys.version.split()[0]}. "
+        f"Machine: {os.cpu_count()} cores, shared by wrk and the server(s); {_python_note()}. "
         f"Load: wrk {args.threads} threads, {args.connections} connections, {args.warmup:g} s warm-up, "
         f"{args.duration:g} s measured per setup; `sendmms` body {body_bytes} bytes, 3 slides. "
         f"Target: ≥ {TARGET_RATIO:g} × bare ceiling, p99 ≤ {TARGET_P99_MS:g} ms, no errors.",
@@ -691,6 +805,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--only", default=",".join(SETUPS), help=f"comma-separated setups to run, of {','.join(SETUPS)} (default all)"
     )
     parser.add_argument("--pg-admin", default=DEFAULT_PG_ADMIN, help=f"admin database URL (default {DEFAULT_PG_ADMIN})")
+    parser.add_argument(
+        "--busy-limit",
+        type=float,
+        default=0.25,
+        help="before each setup, wait (up to 2 min) until other programs use fewer cores than this (0: do not wait)",
+    )
+    parser.add_argument(
+        "--no-workers",
+        action="store_true",
+        help="run `mmsgate serve` (sqlite) without its embedded job worker (MMSGATE_WORKERS=false): the API alone",
+    )
     parser.add_argument("--no-record", action="store_true", help="do not append the results to docs/benchmarks.md")
     parser.add_argument("--verbose", action="store_true", help="print wrk's full output")
     args = parser.parse_args(argv)
@@ -722,14 +847,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows: list[Row] = []
     try:
         for name in args.setups:
-            print(f"== {name}: {LABELS[name]}", flush=True)
+            print(f"== {name}: {label_of(name, args)}", flush=True)
             row = measure(name, procs, work, args, wrk)
             rows.append(row)
             if row.result:
                 r = row.result
                 print(
                     f"   {r.rps:,.0f} req/s, p50 {r.p50_ms:.2f} ms, p99 {r.p99_ms:.2f} ms, errors {r.errors}, "
-                    f"server CPU {row.server_cpu:.2f}, wrk CPU {r.wrk_cpu:.2f}",
+                    f"server CPU/request {cpu_per_request(row)}, "
+                    f"CPU cores (server / wrk / PostgreSQL / other): {cpu_summary(row)}",
                     flush=True,
                 )
             else:
