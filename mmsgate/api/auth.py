@@ -2,18 +2,68 @@
 
 Admin commands change keys and accounts from other processes; the cache keeps each answer for
 ``auth_cache_seconds`` (1 s by default), so a revoked key or a disabled account stops working within
-that time on every API process.
+that time on every API process. When an entry expires, one lookup refreshes it while concurrent
+requests keep using the previous answer, so a busy process sends one query per key per period, not
+one per request in flight.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from mmsgate.core.codes import ErrorCode
 from mmsgate.core.model import AccountConfig
 from mmsgate.errors import ApiError
 from mmsgate.store.base import Store
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+MAX_ENTRIES = 100_000
+
+
+class RefreshingCache(Generic[K, V]):
+    """A TTL cache whose expired entries are refreshed by one loader call at a time (per key)."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._entries: dict[K, tuple[float, V]] = {}
+        self._loading: dict[K, asyncio.Future[V]] = {}
+
+    async def get(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
+        if self.ttl <= 0:
+            return await load()
+        entry = self._entries.get(key)
+        now = time.monotonic()
+        if entry is not None and entry[0] > now:
+            return entry[1]
+        pending = self._loading.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._load(key, load))
+            pending.add_done_callback(_retrieve)  # a refresh nobody waited for must not warn
+            self._loading[key] = pending
+        if entry is not None and not pending.done():
+            return entry[1]  # the previous answer, while one request refreshes it
+        return await asyncio.shield(pending)
+
+    async def _load(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
+        try:
+            value = await load()
+            if len(self._entries) >= MAX_ENTRIES:  # guessed keys must not grow the cache without bound
+                self._entries.clear()
+            self._entries[key] = (time.monotonic() + self.ttl, value)
+            return value
+        finally:
+            self._loading.pop(key, None)
+
+
+def _retrieve(future: asyncio.Future[V]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 @dataclass(slots=True)
@@ -22,62 +72,42 @@ class _Bucket:
     updated: float
 
 
+_KeyAnswer = tuple[str | None, ApiError | None]
+
+
 class Authenticator:
     """Turns an ``x-api-key`` into the caller's account configuration, or an E104/E103/E113 error."""
 
     def __init__(self, store: Store, ttl: float) -> None:
         self._store = store
-        self._ttl = ttl
-        self._keys: dict[str, tuple[float, str | None, ApiError | None]] = {}
-        self._configs: dict[str, tuple[float, AccountConfig]] = {}
+        self._keys: RefreshingCache[str, _KeyAnswer] = RefreshingCache(ttl)
+        self._configs: RefreshingCache[str, AccountConfig] = RefreshingCache(ttl)
         self._buckets: dict[str, _Bucket] = {}
 
     async def account_for(self, api_key: str | None) -> AccountConfig:
         if not api_key:
             raise ApiError(ErrorCode.INVALID_API_KEY, "the x-api-key header is missing")
-        now = time.monotonic()
-        cached = self._keys.get(api_key)
-        if cached is None or cached[0] <= now:
-            cached = await self._lookup(api_key, now)
-        _, account_id, error = cached
+        account_id, error = await self._keys.get(api_key, lambda: self._lookup(api_key))
         if error is not None:
             raise error
         assert account_id is not None
-        config = await self.config(account_id, now)
+        config = await self.config(account_id)
         if config.account.disabled:
             raise ApiError(ErrorCode.ACCESS_BLOCKED, "API access is blocked: the account is disabled")
         if config.account.rate_limit > 0:
-            self._take_token(config.account.id, config.account.rate_limit, now)
+            self._take_token(config.account.id, config.account.rate_limit, time.monotonic())
         return config
 
-    async def config(self, account_id: str, now: float | None = None) -> AccountConfig:
-        now = time.monotonic() if now is None else now
-        cached = self._configs.get(account_id)
-        if cached is None or cached[0] <= now:
-            config = await self._store.account_config(account_id)
-            cached = (now + self._ttl, config)
-            if self._ttl > 0:
-                self._configs[account_id] = cached
-        return cached[1]
+    async def config(self, account_id: str) -> AccountConfig:
+        return await self._configs.get(account_id, lambda: self._store.account_config(account_id))
 
-    async def _lookup(self, api_key: str, now: float) -> tuple[float, str | None, ApiError | None]:
+    async def _lookup(self, api_key: str) -> _KeyAnswer:
         found = await self._store.authenticate(api_key)
-        entry: tuple[float, str | None, ApiError | None]
         if found is None:
-            entry = (now + self._ttl, None, ApiError(ErrorCode.INVALID_API_KEY, "the API key is not valid"))
-        elif found[0].revoked:
-            entry = (
-                now + self._ttl,
-                None,
-                ApiError(ErrorCode.INVALID_API_KEY, "the API key has been revoked"),
-            )
-        else:
-            entry = (now + self._ttl, found[1].id, None)
-        if self._ttl > 0:
-            if len(self._keys) > 100_000:  # keep guessed keys from growing the cache without bound
-                self._keys.clear()
-            self._keys[api_key] = entry
-        return entry
+            return None, ApiError(ErrorCode.INVALID_API_KEY, "the API key is not valid")
+        if found[0].revoked:
+            return None, ApiError(ErrorCode.INVALID_API_KEY, "the API key has been revoked")
+        return found[1].id, None
 
     def _take_token(self, account_id: str, rate: int, now: float) -> None:
         bucket = self._buckets.get(account_id)
@@ -87,7 +117,6 @@ class Authenticator:
         bucket.updated = now
         if bucket.tokens < 1:
             raise ApiError(
-                ErrorCode.THROUGHPUT_EXCEEDED,
-                f"throughput exceeded: this account may send {rate} requests per second",
+                ErrorCode.THROUGHPUT_EXCEEDED, f"throughput exceeded: this account may send {rate} requests per second"
             )
         bucket.tokens -= 1

@@ -41,6 +41,10 @@ class BodyTooLarge(Exception):
     pass
 
 
+class ClientGone(Exception):
+    """The client disconnected before its body arrived: nothing was accepted."""
+
+
 def _texts(sending: Sending) -> Iterator[tuple[str, ErrorCode, str | None]]:
     """The free-text fields of a sending, in the contract's order, with the code each one fails with."""
     yield "message-subject", ErrorCode.SUBJECT_INVALID, sending.subject
@@ -65,12 +69,17 @@ async def read_body(request: HttpRequest, limit: int) -> bytes:
         raise BodyTooLarge
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await request.receive()
+        if message["type"] != "http.request":  # the client went away
+            raise ClientGone
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise BodyTooLarge
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 class Endpoint:
@@ -83,7 +92,7 @@ class Endpoint:
         self.shutting_down = False
         self.after_accept: Callable[[], None] | None = None
         """Called after each commit (the embedded worker uses it to start at once)."""
-        self._actions: dict[str, Callable[[dict[str, Any], AccountConfig], Awaitable[dict[str, Any]]]] = {
+        self._actions: dict[str, Callable[[contract.Request, AccountConfig], Awaitable[dict[str, Any]]]] = {
             "sendmms": self._sendmms,
             "savemms": self._savemms,
             "sendsavedmms": self._sendsavedmms,
@@ -94,12 +103,14 @@ class Endpoint:
             return failure(ErrorCode.INTERNAL, "the gateway is shutting down; retry on another instance", 503)
         try:
             body = await read_body(request, self.max_body)
+        except ClientGone:
+            return Response(status_code=400)
         except BodyTooLarge:
             return failure(ErrorCode.INVALID_REQUEST, f"the body is larger than {self.max_body} bytes", 413)
         try:
             config = await self.auth.account_for(request.headers.get("x-api-key"))
             parsed = contract.parse_body(body)
-            answer = await self._actions[parsed.action](parsed.data, config)
+            answer = await self._actions[parsed.action](parsed, config)
             if self.after_accept is not None:
                 self.after_accept()
             return json_response(answer)
@@ -112,9 +123,11 @@ class Endpoint:
             log.exception("unexpected error during an API call")
             return failure(ErrorCode.INTERNAL, "internal error: the request was not accepted; please retry")
 
-    async def _sendmms(self, data: dict[str, Any], config: AccountConfig) -> dict[str, Any]:
+    async def _sendmms(self, request: contract.Request, config: AccountConfig) -> dict[str, Any]:
+        data = request.data
         message = contract.check_sendmms(data, config, utcnow())
-        refuse_nul(_texts(message.sending))
+        if request.may_hold_nul:
+            refuse_nul(_texts(message.sending))
         await self.store.accept_message(message)
         return {
             "status": "success",
@@ -123,9 +136,11 @@ class Endpoint:
             "status-details": ACCEPTED_DETAILS,
         }
 
-    async def _savemms(self, data: dict[str, Any], config: AccountConfig) -> dict[str, Any]:
+    async def _savemms(self, request: contract.Request, config: AccountConfig) -> dict[str, Any]:
+        data = request.data
         template = contract.check_savemms(data, config.account.id, utcnow())
-        refuse_nul([("name", ErrorCode.NAME_INVALID, template.name), *_texts(template.sending)])
+        if request.may_hold_nul:
+            refuse_nul([("name", ErrorCode.NAME_INVALID, template.name), *_texts(template.sending)])
         await self.store.accept_template(template)
         return {
             "status": "success",
@@ -134,9 +149,10 @@ class Endpoint:
             "status-details": TEMPLATE_ACCEPTED_DETAILS,
         }
 
-    async def _sendsavedmms(self, data: dict[str, Any], config: AccountConfig) -> dict[str, Any]:
+    async def _sendsavedmms(self, request: contract.Request, config: AccountConfig) -> dict[str, Any]:
+        data = request.data
         mms_id = contract.mms_id_of(data)
-        if "\x00" in mms_id:  # no template has one, and not every backend can look one up
+        if request.may_hold_nul and "\x00" in mms_id:  # no template has one, and not every backend can look one up
             raise ApiError(ErrorCode.MMS_ID_UNKNOWN, "mms-id contains a NUL character and does not exist")
         try:
             saved = await self.store.get_template(config.account.id, mms_id)
@@ -144,7 +160,8 @@ class Endpoint:
             raise ApiError(ErrorCode.MMS_ID_UNKNOWN, f"mms-id {mms_id!r} does not exist") from None
         contract.check_template_usable(saved)
         message = contract.check_sendsavedmms(data, saved, config, utcnow())
-        refuse_nul(_texts(message.sending))
+        if request.may_hold_nul:
+            refuse_nul(_texts(message.sending))
         await self.store.accept_message(message)
         return {
             "status": "success",

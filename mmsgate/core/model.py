@@ -57,7 +57,7 @@ class Slide:
     media: tuple[Media, ...] = ()
 
     def to_wire(self) -> dict[str, Any]:
-        out: dict[str, Any] = {m.kind.value: {"url": m.url} for m in self.media}
+        out: dict[str, Any] = {m.kind: {"url": m.url} for m in self.media}  # a StrEnum is its own wire name
         if self.text is not None:
             out["message-text"] = self.text
         return out

@@ -6,6 +6,7 @@ Several API and worker processes on several machines may share one database.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Sequence
 
 import psycopg
@@ -19,6 +20,15 @@ from mmsgate.store.sql import Params, Row, SqlStore, Statement
 
 def _pg(sql: str) -> str:
     return sql.replace("?", "%s")
+
+
+_PLAIN_INSERT = re.compile(r"INSERT INTO (\w+) \(([\w, ]+)\) VALUES \([?, ]+\)")
+
+
+def _copy_statement(sql: str) -> str | None:
+    """``COPY table (columns) FROM STDIN`` for a plain multi-row INSERT: half the client CPU of executemany."""
+    match = _PLAIN_INSERT.fullmatch(sql)
+    return f"COPY {match.group(1)} ({match.group(2)}) FROM STDIN" if match else None
 
 
 def _translate(exc: psycopg.Error) -> StoreError:
@@ -90,6 +100,12 @@ class PostgresStore(SqlStore):
             async with self._require_pool().connection() as conn, conn.transaction():
                 cur = conn.cursor()
                 for sql, rows in batches:
-                    await cur.executemany(_pg(sql), rows)
+                    copy = _copy_statement(sql) if len(rows) > 1 else None
+                    if copy is None:
+                        await cur.executemany(_pg(sql), rows)
+                        continue
+                    async with cur.copy(copy) as loader:
+                        for row in rows:
+                            await loader.write_row(row)
         except psycopg.Error as exc:
             raise _translate(exc) from exc

@@ -205,8 +205,8 @@ def _event_statement(subject_id: str, account_id: str, code: str | None, status:
 def _job_statement(kind: JobKind, ref: str, account_id: str, run_at: float) -> Statement:
     return (
         "INSERT INTO jobs (kind, ref, account_id, state, attempts, run_at, created_at, updated_at) "
-        "VALUES (?, ?, ?, 'queued', 0, ?, ?, ?)",
-        (kind.value, ref, account_id, run_at, run_at, run_at),
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (kind.value, ref, account_id, "queued", 0, run_at, run_at, run_at),
     )
 
 
