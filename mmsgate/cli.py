@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import json
 import logging
 import os
@@ -199,11 +198,6 @@ async def _run_server(app: Any, settings: Settings) -> None:
         timeout_graceful_shutdown=10,
     )
     server = _Server(config)
-    # the objects built at start-up live as long as the process: keep the collector off them, and
-    # collect the young generation less often (every request allocates many short-lived objects)
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20_000, 50, 100)
     serving = asyncio.create_task(server.serve())
     ready = asyncio.create_task(server.ready.wait())
     await asyncio.wait({serving, ready}, return_when=asyncio.FIRST_COMPLETED)

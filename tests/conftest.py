@@ -46,9 +46,7 @@ def pg_template() -> Iterator[str]:
     except psycopg.OperationalError as exc:
         if os.environ.get("CI") == "true":
             pytest.fail(f"PostgreSQL at {PG_URL} is unreachable and CI needs it: {exc}")
-        pytest.skip(
-            f"PostgreSQL at {PG_URL} is unreachable ({exc}); set MMSGATE_TEST_POSTGRES_URL to run these"
-        )
+        pytest.skip(f"PostgreSQL at {PG_URL} is unreachable ({exc}); set MMSGATE_TEST_POSTGRES_URL to run these")
     with conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(_TEMPLATE_DB)))
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(_TEMPLATE_DB)))
@@ -64,9 +62,7 @@ def pg_url(pg_template: str) -> Iterator[str]:
     name = f"mmsgate_t_{secrets.token_hex(6)}"
     with _admin() as conn:
         conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(name), sql.Identifier(pg_template)
-            )
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(pg_template))
         )
     yield _with_db(PG_URL, name)
     with _admin() as conn:

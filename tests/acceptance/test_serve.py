@@ -64,9 +64,7 @@ async def test_readme_curl_example_succeeds(tmp_path: Path, gateways: Callable[.
     assert answer["status"] == "success", answer
     assert answer["to"] == demo["to"]
     async with httpx.AsyncClient(base_url=gateway.url) as http:
-        status = await http.get(
-            f"/v1/messages/{answer['tracking-id']}", headers={"x-api-key": demo["api_key"]}
-        )
+        status = await http.get(f"/v1/messages/{answer['tracking-id']}", headers={"x-api-key": demo["api_key"]})
     assert status.json()["state"] in ("accepted", "media-ready")  # the embedded worker may already have run
 
 

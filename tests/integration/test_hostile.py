@@ -477,6 +477,22 @@ def _paths(*names: str) -> list[Path_]:
     return [(n,) for n in names]
 
 
+SENDMMS_FIELDS = (
+    "action",
+    "service-id",
+    "to",
+    "from",
+    "from-mask",
+    "message-subject",
+    "fallback-sms-text",
+    "disable-fallback-sms-link",
+    "disable-fallback-sms",
+    "fallback-sms-link-expiration",
+    "mms-expiry-timestamp",
+    "client-reference",
+    "cache-content",
+    "slide",
+)
 SENDMMS_SLIDES: list[dict[str, Any]] = [
     {"message-text": "Hello", "image": URL, "audio": {"url": "https://e.com/a.mp3"}},
     {"message-text": "Watch", "video": {"url": "https://e.com/a.mp4"}},
@@ -485,22 +501,7 @@ SENDMMS_SLIDES: list[dict[str, Any]] = [
     {"pdf": {"url": "https://e.com/a.pdf"}},
 ]
 SENDMMS_PATHS: list[Path_] = [
-    *_paths(
-        "action",
-        "service-id",
-        "to",
-        "from",
-        "from-mask",
-        "message-subject",
-        "fallback-sms-text",
-        "disable-fallback-sms-link",
-        "disable-fallback-sms",
-        "fallback-sms-link-expiration",
-        "mms-expiry-timestamp",
-        "client-reference",
-        "cache-content",
-        "slide",
-    ),
+    *_paths(*SENDMMS_FIELDS),
     ("slide", 0),
     ("slide", 0, "message-text"),
     ("slide", 0, "image"),
@@ -840,20 +841,7 @@ PROPERTY_SETTINGS: dict[str, Any] = {
 ACTIONS = ("sendmms", "savemms", "sendsavedmms")
 SLIDE_KEYS = ("message-text", "image", "audio", "video", "contact", "calendar", "pdf")
 ALL_FIELDS = (
-    "action",
-    "service-id",
-    "to",
-    "from",
-    "from-mask",
-    "message-subject",
-    "fallback-sms-text",
-    "disable-fallback-sms-link",
-    "disable-fallback-sms",
-    "fallback-sms-link-expiration",
-    "mms-expiry-timestamp",
-    "client-reference",
-    "cache-content",
-    "slide",
+    *SENDMMS_FIELDS,
     "name",
     "mms-id",
     "custom-slides",
