@@ -61,6 +61,21 @@ def _media_type(value: str | None) -> str | None:
     return value.split(";", 1)[0].strip().lower() or None
 
 
+def _bytes_past_content_length(response: httpx.Response) -> bool:
+    """Whether the server sent more than Content-Length bytes.
+
+    The HTTP client stops at Content-Length and keeps what follows as the connection's unread data; no
+    public API shows it, so this looks at the HTTP/1.1 connection state of the pinned httpx/httpcore/h11.
+    Where that state cannot be reached (another transport or version) the check answers False."""
+    stream: object = response.stream
+    for name in ("_stream", "_httpcore_stream", "_stream", "_connection", "_h11_state"):
+        stream = getattr(stream, name, None)
+        if stream is None:
+            return False
+    trailing = getattr(stream, "trailing_data", None)
+    return isinstance(trailing, tuple) and bool(trailing[0])
+
+
 class Fetcher:
     """Fetches media with one pooled HTTP client; optionally through a :class:`MediaCache`."""
 
@@ -212,5 +227,7 @@ class Fetcher:
             raise MediaError(rules.fetch_failed, f"{url}: {type(exc).__name__}: {exc}", retryable=True) from exc
         if len(body) < length:
             raise MediaError(rules.fetch_failed, f"{url}: {len(body)} of {length} bytes arrived", retryable=True)
+        if _bytes_past_content_length(response):
+            raise MediaError(rules.fetch_failed, f"{url}: the body is longer than its Content-Length ({length})")
         fetched = Fetched(url, bytes(body), _media_type(response.headers.get("content-type")))
         return fetched, response.headers.get("etag"), response.headers.get("last-modified")
