@@ -38,7 +38,7 @@ from mmsgate.media.guard import AddressGuard, parse_networks
 from mmsgate.media.stage import MediaStage
 
 ROOT = Path(__file__).resolve().parents[1]
-PHOTOS = ROOT.parent / "shared" / "media"
+PHOTOS = ROOT / "tests" / "data" / "photos"
 SIZES = [(1000, 750), (2000, 1500), (4000, 3000)]
 
 

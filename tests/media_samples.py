@@ -22,7 +22,7 @@ import pypdf
 import vobject
 from PIL import Image, ImageDraw
 
-PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "media"
+PHOTOS = Path(__file__).resolve().parent / "data" / "photos"  # public domain / CC0, see LICENSES.md there
 """Public-domain photos (see LICENSES.md there)."""
 PHOTO_NAMES = ("coffee.png", "astronaut.png", "chelsea.png", "hubble_deep_field.jpg")
 
@@ -34,7 +34,7 @@ def _photo(name: str) -> Image.Image:
 
 
 def photo(name: str = "coffee.png", size: tuple[int, int] | None = None) -> Image.Image:
-    """One of the shared photos as RGB, scaled (up or down) to ``size`` when given."""
+    """One of the sample photos as RGB, scaled (up or down) to ``size`` when given."""
     img = _photo(name)
     if size is not None and size != img.size:
         return img.resize(size, Image.Resampling.BICUBIC)
