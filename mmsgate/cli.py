@@ -416,7 +416,7 @@ async def account_delete(store: Store, account_id: str, as_json: bool) -> None:
 
 @main.group()
 def key() -> None:
-    """API keys: create, list, revoke."""
+    """API keys: create, list, revoke, remove."""
 
 
 @key.command("create")
@@ -448,6 +448,16 @@ async def key_revoke(store: Store, key_id: str, as_json: bool) -> None:
     """Revoke a key: calls with it answer E104."""
     await store.revoke_key(key_id)
     _emit(as_json, {"revoked": key_id}, f"key {key_id} revoked")
+
+
+@key.command("remove")
+@click.argument("key_id")
+@store_options
+@with_store
+async def key_remove(store: Store, key_id: str, as_json: bool) -> None:
+    """Delete a key for good: calls with it answer E104 and it is no longer listed."""
+    await store.delete_key(key_id)
+    _emit(as_json, {"removed": key_id}, f"key {key_id} removed")
 
 
 # ---------------------------------------------------------------------------------------------

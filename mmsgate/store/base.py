@@ -83,6 +83,10 @@ class Store(abc.ABC):
     async def revoke_key(self, key_id: str) -> None: ...
 
     @abc.abstractmethod
+    async def delete_key(self, key_id: str) -> None:
+        """Remove a key for good (revoking keeps it listed)."""
+
+    @abc.abstractmethod
     async def authenticate(self, api_key: str) -> tuple[ApiKey, Account] | None:
         """Find the key (by its hash) and its account; None if there is no such key."""
 

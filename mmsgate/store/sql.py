@@ -364,6 +364,11 @@ class SqlStore(Store):
         if not rows[0]:
             raise NotFound(f"no key {key_id}")
 
+    async def delete_key(self, key_id: str) -> None:
+        rows = await self._write([("DELETE FROM api_keys WHERE id = ? RETURNING id", (key_id,))])
+        if not rows[0]:
+            raise NotFound(f"no key {key_id}")
+
     async def authenticate(self, api_key: str) -> tuple[ApiKey, Account] | None:
         key_columns = ", ".join(f"k.{c.strip()}" for c in _KEY_COLUMNS.split(","))
         account_columns = ", ".join(f"a.{c.strip()}" for c in _ACCOUNT_COLUMNS.split(","))

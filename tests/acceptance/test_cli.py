@@ -82,6 +82,8 @@ async def test_admin_commands_while_serving(tmp_path: Path, gateways: Callable[.
         await cli_json("account", "set", account, "--disabled", "false", *data, cwd=tmp_path)
         assert (await _until_code(http, created["api_key"], body, "NONE")).get("status") == "success"
 
+    await cli_json("key", "remove", key2["key_id"], *data, cwd=tmp_path)
+    assert len((await cli_json("key", "list", account, *data, cwd=tmp_path))["keys"]) == 1
     await cli_json("block", "remove", account, "15550100077", *data, cwd=tmp_path)
     await cli_json("number", "remove", "18885550123", *data, cwd=tmp_path)
     await cli_json("campaign", "remove", sid, *data, cwd=tmp_path)

@@ -81,6 +81,11 @@ async def test_keys_are_stored_hashed_and_revocable(store: Store, tmp_path: Path
     found = await store.authenticate(secret)
     assert found is not None and found[0].revoked
     assert [k.revoked for k in await store.list_keys(account.id)] == [True]
+    await store.delete_key(key.id)
+    assert await store.authenticate(secret) is None
+    assert await store.list_keys(account.id) == []
+    with pytest.raises(NotFound):
+        await store.delete_key(key.id)
     with pytest.raises(NotFound):
         await store.create_key("acc_missing")
 
