@@ -9,7 +9,9 @@ JSON ``null`` counts as "not given" for every optional field.
 from __future__ import annotations
 
 import json
+import os
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -435,7 +437,14 @@ def _slides(data: dict[str, Any]) -> tuple[Slide, ...]:
 
 
 def new_id() -> str:
-    return str(uuid.uuid4())
+    """A time-ordered UUID (version 7 layout: 48-bit milliseconds, then 74 random bits).
+
+    Ids that grow with time are appended to the store's indexes instead of scattered through them,
+    which makes each accepted message markedly cheaper to commit."""
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
+    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
+    return str(uuid.UUID(int=value))
 
 
 def check_sendmms(data: dict[str, Any], config: AccountConfig, now: datetime) -> Message:
