@@ -65,11 +65,16 @@ class MediaCache:
         self.folder.mkdir(parents=True, exist_ok=True)
         head_path, body_path = self._paths(header.url)
         for path, data in ((body_path, body), (head_path, json.dumps(asdict(header)).encode())):
-            # unique per call: the same URL may be cached by two threads (or processes) at once
-            tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
+            self._replace(path, data)
         self._trim()
+
+    @staticmethod
+    def _replace(path: Path, data: bytes) -> None:
+        """Write to a temporary name, then rename: a reader sees the old file or the new, never half."""
+        # unique per call: the same URL may be cached by two threads (or processes) at once
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
 
     def touch(self, url: str, fetched_at: float) -> None:
         """A conditional fetch said the entry is still current: restart its age."""
@@ -77,7 +82,7 @@ class MediaCache:
         if entry is not None:
             header = CachedHeader(**{**asdict(entry.header), "fetched_at": fetched_at})
             head_path, _ = self._paths(url)
-            head_path.write_text(json.dumps(asdict(header)), encoding="utf-8")
+            self._replace(head_path, json.dumps(asdict(header)).encode())
 
     def _trim(self) -> None:
         bodies = []

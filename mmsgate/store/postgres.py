@@ -36,6 +36,8 @@ def _translate(exc: psycopg.Error) -> StoreError:
         return NotFound(str(exc))
     if isinstance(exc, pg_errors.UniqueViolation):
         return Conflict(str(exc))
+    if isinstance(exc, psycopg.DataError | psycopg.ProgrammingError | psycopg.IntegrityError):
+        return StoreError(f"PostgreSQL refused the data: {exc}")  # the same data would fail again
     return StoreUnavailable(f"PostgreSQL: {exc}")
 
 

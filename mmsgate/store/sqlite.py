@@ -32,6 +32,8 @@ def _translate(exc: sqlite3.Error) -> StoreError:
     if isinstance(exc, sqlite3.IntegrityError):
         kind = _CONSTRAINT_ERRORS.get(getattr(exc, "sqlite_errorname", ""), Conflict)
         return kind(str(exc))
+    if isinstance(exc, sqlite3.DataError | sqlite3.ProgrammingError | sqlite3.InterfaceError):
+        return StoreError(f"SQLite refused the data: {exc}")  # the same data would fail again
     return StoreUnavailable(f"SQLite: {exc}")
 
 
