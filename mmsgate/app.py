@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from mmsgate import __version__
 from mmsgate.api.auth import Authenticator
@@ -32,7 +33,26 @@ def openapi_document() -> dict[str, Any]:
     return document
 
 
-def create_app(settings: Settings, store: Store | None = None, *, migrate: bool = True) -> Starlette:
+class Gateway:
+    """The gateway's ASGI app: ``POST /ep/v2/`` goes straight to the endpoint (the hot path); everything
+    else, the lifespan included, to the Starlette application behind it."""
+
+    def __init__(self, endpoint: Endpoint, app: Starlette) -> None:
+        self.endpoint = endpoint
+        self.app = app
+        self.state = app.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in _API_PATHS:
+            await self.endpoint.asgi(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
+_API_PATHS = frozenset({"/ep/v2/", "/ep/v2"})
+
+
+def create_app(settings: Settings, store: Store | None = None, *, migrate: bool = True) -> Gateway:
     """The gateway's HTTP application. Without ``store``, the one named by the settings is opened."""
     the_store = store if store is not None else create_store(settings)
     owns_store = store is None
@@ -81,10 +101,10 @@ def create_app(settings: Settings, store: Store | None = None, *, migrate: bool 
     )
     app.state.store = the_store
     app.state.endpoint = endpoint
-    return app
+    return Gateway(endpoint, app)
 
 
-def app_from_environment() -> Starlette:
+def app_from_environment() -> Gateway:
     """Factory for multi-process serving: each process builds its settings from MMSGATE_* variables."""
     from mmsgate.config import load_settings
 

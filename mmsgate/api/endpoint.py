@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 from starlette.requests import Request as HttpRequest
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from mmsgate.api import contract
 from mmsgate.api.auth import Authenticator
@@ -35,6 +36,10 @@ def json_response(body: dict[str, Any], status: int = 200) -> Response:
 
 def failure(code: ErrorCode, info: str, status: int = 200) -> Response:
     return json_response({"status": "failure", "error-code": code.value, "error-info": info}, status)
+
+
+def _failure(code: ErrorCode, info: str, status: int = 200) -> tuple[int, bytes]:
+    return status, _encoder.encode({"status": "failure", "error-code": code.value, "error-info": info})
 
 
 class BodyTooLarge(Exception):
@@ -62,15 +67,14 @@ def refuse_nul(fields: Iterable[tuple[str, ErrorCode, str | None]]) -> None:
             raise ApiError(code, f"{name} contains a NUL character (\\u0000), which is not allowed")
 
 
-async def read_body(request: HttpRequest, limit: int) -> bytes:
+async def read_body(receive: Receive, declared: str | None, limit: int) -> bytes:
     """The whole body, refusing (before reading it) one whose Content-Length passes ``limit``."""
-    declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge
     chunks: list[bytes] = []
     size = 0
     while True:
-        message = await request.receive()
+        message = await receive()
         if message["type"] != "http.request":  # the client went away
             raise ClientGone
         chunk = message.get("body", b"")
@@ -99,29 +103,52 @@ class Endpoint:
         }
 
     async def handle(self, request: HttpRequest) -> Response:
+        """The endpoint as a Starlette route."""
+        status, body = await self.answer(
+            request.headers.get("x-api-key"), request.headers.get("content-length"), request.receive
+        )
+        return Response(body, status_code=status, media_type="application/json" if body else None)
+
+    async def asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The endpoint as a bare ASGI app: the hot path, without a framework's layers around it."""
+        api_key = declared = None
+        for name, value in scope["headers"]:
+            if name == b"x-api-key":
+                api_key = value.decode("latin-1")
+            elif name == b"content-length":
+                declared = value.decode("latin-1")
+        status, body = await self.answer(api_key, declared, receive)
+        headers = [(b"content-length", str(len(body)).encode())]
+        if body:
+            headers.append((b"content-type", b"application/json"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def answer(self, api_key: str | None, declared: str | None, receive: Receive) -> tuple[int, bytes]:
+        """HTTP status and JSON body for one call."""
         if self.shutting_down:
-            return failure(ErrorCode.INTERNAL, "the gateway is shutting down; retry on another instance", 503)
+            return _failure(ErrorCode.INTERNAL, "the gateway is shutting down; retry on another instance", 503)
         try:
-            body = await read_body(request, self.max_body)
+            body = await read_body(receive, declared, self.max_body)
         except ClientGone:
-            return Response(status_code=400)
+            return 400, b""
         except BodyTooLarge:
-            return failure(ErrorCode.INVALID_REQUEST, f"the body is larger than {self.max_body} bytes", 413)
+            return _failure(ErrorCode.INVALID_REQUEST, f"the body is larger than {self.max_body} bytes", 413)
         try:
-            config = await self.auth.account_for(request.headers.get("x-api-key"))
+            config = await self.auth.account_for(api_key)
             parsed = contract.parse_body(body)
             answer = await self._actions[parsed.action](parsed, config)
             if self.after_accept is not None:
                 self.after_accept()
-            return json_response(answer)
+            return 200, _encoder.encode(answer)
         except ApiError as exc:
-            return failure(exc.code, exc.info)
+            return _failure(exc.code, exc.info)
         except StoreError as exc:
             log.warning("store failed during an API call: %s", exc)
-            return failure(ErrorCode.INTERNAL, "internal error: the request was not accepted; please retry")
+            return _failure(ErrorCode.INTERNAL, "internal error: the request was not accepted; please retry")
         except Exception:
             log.exception("unexpected error during an API call")
-            return failure(ErrorCode.INTERNAL, "internal error: the request was not accepted; please retry")
+            return _failure(ErrorCode.INTERNAL, "internal error: the request was not accepted; please retry")
 
     async def _sendmms(self, request: contract.Request, config: AccountConfig) -> dict[str, Any]:
         data = request.data

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from mmsgate.app import create_app
+from mmsgate.app import Gateway, create_app
 from mmsgate.config import Settings, load_settings
 from mmsgate.core.model import NumberKind
 from mmsgate.store.base import Store
@@ -58,7 +58,7 @@ async def send_slides(client: httpx.AsyncClient, caller: Caller, slides: list[An
 
 
 @pytest.fixture
-async def app(store: Store, settings: Settings) -> Starlette:
+async def app(store: Store, settings: Settings) -> Gateway:
     return create_app(settings, store)
 
 
