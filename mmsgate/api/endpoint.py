@@ -19,11 +19,10 @@ from starlette.types import Receive, Scope, Send
 
 from mmsgate.api import contract
 from mmsgate.api.auth import Authenticator
-from mmsgate.core.codes import ErrorCode
+from mmsgate.core.codes import ACCEPTED_DETAILS, TEMPLATE_ACCEPTED_DETAILS, ErrorCode
 from mmsgate.core.model import AccountConfig, Sending, utcnow
 from mmsgate.errors import ApiError, NotFound, StoreError
 from mmsgate.store.base import Store
-from mmsgate.store.sql import ACCEPTED_DETAILS, TEMPLATE_ACCEPTED_DETAILS
 
 log = logging.getLogger("mmsgate.api")
 

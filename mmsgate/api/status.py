@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from mmsgate.api.auth import Authenticator
 from mmsgate.api.endpoint import failure, json_response
-from mmsgate.core.codes import ErrorCode
+from mmsgate.core.codes import ACCEPTED_DETAILS, TEMPLATE_ACCEPTED_DETAILS, ErrorCode
 from mmsgate.core.model import AccountConfig, Event, Sending, iso, slides_to_wire
 from mmsgate.errors import ApiError, NotFound
 from mmsgate.store.base import Store
@@ -65,7 +65,7 @@ class StatusView:
             m = await self.store.get_message(caller.account.id, tracking_id)
         except NotFound:
             return failure(ErrorCode.INVALID_REQUEST, f"no message with tracking-id {tracking_id}", 404)
-        events = await self.store.list_events(m.tracking_id)
+        events = [Event(None, "Accepted", ACCEPTED_DETAILS, m.created_at), *await self.store.list_events(m.tracking_id)]
         return json_response(
             {
                 "tracking-id": m.tracking_id,
@@ -92,7 +92,10 @@ class StatusView:
             t = await self.store.get_template(caller.account.id, mms_id)
         except NotFound:
             return failure(ErrorCode.MMS_ID_UNKNOWN, f"no template with mms-id {mms_id}", 404)
-        events = await self.store.list_events(t.mms_id)
+        events = [
+            Event(None, "Processing", TEMPLATE_ACCEPTED_DETAILS, t.created_at),
+            *await self.store.list_events(t.mms_id),
+        ]
         return json_response(
             {
                 "mms-id": t.mms_id,

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import enum
 
+ACCEPTED_DETAILS = "MMS request accepted and queued for processing and delivery."
+TEMPLATE_ACCEPTED_DETAILS = "Save MMS request accepted and queued for processing."
+
 
 class ErrorCode(enum.StrEnum):
     """An E-code answered by the API. The value is the code as it appears on the wire."""

@@ -123,14 +123,14 @@ class Store(abc.ABC):
     # messages and templates -----------------------------------------------------------------------
     @abc.abstractmethod
     async def accept_message(self, message: Message) -> None:
-        """Commit the message, its first event and the job that continues it, together.
+        """Commit the message and the job that continues it, together (its acceptance is its first event).
 
         Concurrent calls are committed in one transaction (group commit); each call returns only
         after its own commit."""
 
     @abc.abstractmethod
     async def accept_template(self, template: Template) -> None:
-        """Commit the template (processing), its first event and its preparation job together."""
+        """Commit the template (processing) and its preparation job together."""
 
     @abc.abstractmethod
     async def get_message(self, account_id: str, tracking_id: str) -> Message: ...
@@ -144,7 +144,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def list_events(self, subject_id: str) -> list[Event]:
-        """A message's or template's events, oldest first."""
+        """A message's or template's events after its acceptance, oldest first (acceptance is the row itself)."""
 
     @abc.abstractmethod
     async def message_ids(self, tracking_ids: Sequence[str]) -> dict[str, int]:

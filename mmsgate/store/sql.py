@@ -44,8 +44,6 @@ Row = tuple[Any, ...]
 Params = Sequence[Any]
 Statement = tuple[str, Params]
 
-ACCEPTED_DETAILS = "MMS request accepted and queued for processing and delivery."
-TEMPLATE_ACCEPTED_DETAILS = "Save MMS request accepted and queued for processing."
 
 _ACCOUNT_COLUMNS = "id, name, disabled, transcoding, postback_url, postback_secret, rate_limit, created_at"
 _KEY_COLUMNS = "id, account_id, prefix, revoked, created_at"
@@ -192,13 +190,6 @@ def _job(row: Row) -> Job:
         run_at=from_epoch(row[5]),
         lease_owner=row[6],
         lease_until=from_epoch(row[7]) if row[7] is not None else None,
-    )
-
-
-def _event_statement(subject_id: str, account_id: str, code: str | None, status: str, details: str) -> Statement:
-    return (
-        "INSERT INTO events (subject_id, account_id, code, status, details, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-        (subject_id, account_id, code, status, details, time.time()),
     )
 
 
@@ -511,7 +502,6 @@ class SqlStore(Store):
                         now,
                     ),
                 ),
-                _event_statement(message.tracking_id, message.account_id, None, "Accepted", ACCEPTED_DETAILS),
                 _job_statement(JobKind.DELIVER, message.tracking_id, message.account_id, now),
             ]
         )
@@ -534,7 +524,6 @@ class SqlStore(Store):
                         now,
                     ),
                 ),
-                _event_statement(template.mms_id, template.account_id, None, "Processing", TEMPLATE_ACCEPTED_DETAILS),
                 _job_statement(JobKind.PREPARE_TEMPLATE, template.mms_id, template.account_id, now),
             ]
         )
