@@ -12,7 +12,6 @@ import json
 import os
 import re
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,6 +37,7 @@ ACTIONS = ("sendmms", "savemms", "sendsavedmms")
 _OBJECTS = frozenset({MediaKind.CONTACT, MediaKind.CALENDAR, MediaKind.PDF})
 _PLAYABLE = frozenset({MediaKind.IMAGE, MediaKind.AUDIO, MediaKind.VIDEO})
 _MEDIA_KEYS = {kind.value: kind for kind in MediaKind}
+_MEDIA_KEY_SET = frozenset(_MEDIA_KEYS)
 _SLIDE_KEYS = frozenset({*_MEDIA_KEYS, "message-text"})
 _MASK = re.compile(r"[A-Za-z0-9_-]{1,11}")
 _DIGITS = re.compile(r"[0-9]+")
@@ -306,7 +306,7 @@ def _may_repeat_media_keys(body: bytes, data: dict[str, Any]) -> bool:
         return False
     if b"\\u" in body:  # an escaped key ("im\\u0061ge") does not show in the count below
         return True
-    seen = sum(sum(1 for k in s if k in _MEDIA_KEYS) for s in slides if isinstance(s, dict))
+    seen = sum(len(s.keys() & _MEDIA_KEY_SET) for s in slides if isinstance(s, dict))
     return len(_MEDIA_KEY_PATTERN.findall(body)) > seen
 
 
@@ -444,7 +444,8 @@ def new_id() -> str:
     value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
     value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
     value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
-    return str(uuid.UUID(int=value))
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def check_sendmms(data: dict[str, Any], config: AccountConfig, now: datetime) -> Message:

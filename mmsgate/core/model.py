@@ -1,4 +1,7 @@
-"""Domain records. Rows come back from the store as these frozen dataclasses."""
+"""Domain records. Rows come back from the store as these frozen records.
+
+The ones built for every API request (message, template, slide, media) are frozen ``msgspec.Struct``s,
+which are built several times faster than frozen dataclasses; the others are frozen dataclasses."""
 
 from __future__ import annotations
 
@@ -7,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+import msgspec
 
 from mmsgate.core.codes import JobKind, MessageState, TemplateState
 
@@ -43,14 +48,12 @@ class NumberKind(enum.StrEnum):
     TEN_DLC = "10dlc"
 
 
-@dataclass(frozen=True, slots=True)
-class Media:
+class Media(msgspec.Struct, frozen=True):
     kind: MediaKind
     url: str
 
 
-@dataclass(frozen=True, slots=True)
-class Slide:
+class Slide(msgspec.Struct, frozen=True):
     """One slide: optional text and up to two media objects, in the contract's rules."""
 
     text: str | None = None
@@ -118,8 +121,7 @@ class BlockedNumber:
     number: str
 
 
-@dataclass(frozen=True, slots=True)
-class Sending:
+class Sending(msgspec.Struct, frozen=True):
     """The fields shared by a message and a template that say how to send and fall back."""
 
     subject: str | None
@@ -132,8 +134,7 @@ class Sending:
     slides: tuple[Slide, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
+class Message(msgspec.Struct, frozen=True):
     """An MMS to one recipient, from `sendmms` or `sendsavedmms`."""
 
     tracking_id: str
@@ -147,11 +148,10 @@ class Message:
     sending: Sending
     mms_id: str | None = None
     state: MessageState = MessageState.ACCEPTED
-    created_at: datetime = field(default_factory=utcnow)
+    created_at: datetime = msgspec.field(default_factory=utcnow)
 
 
-@dataclass(frozen=True, slots=True)
-class Template:
+class Template(msgspec.Struct, frozen=True):
     """A saved MMS (`savemms`), sent later by `sendsavedmms`."""
 
     mms_id: str
@@ -160,7 +160,7 @@ class Template:
     name: str
     sending: Sending
     state: TemplateState = TemplateState.PROCESSING
-    created_at: datetime = field(default_factory=utcnow)
+    created_at: datetime = msgspec.field(default_factory=utcnow)
 
 
 @dataclass(frozen=True, slots=True)
