@@ -8,14 +8,11 @@ and the row-locking clause) plus error translation; everything else lives here. 
 from __future__ import annotations
 
 import abc
-import hashlib
 import secrets
 import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
-
-import msgspec
 
 from mmsgate.core.codes import EventCode, JobKind, MessageState, TemplateState
 from mmsgate.core.model import (
@@ -26,179 +23,39 @@ from mmsgate.core.model import (
     Campaign,
     Event,
     Job,
-    MediaKind,
     Message,
     NumberKind,
     Part,
     SenderNumber,
-    Sending,
-    Slide,
     Template,
     from_epoch,
 )
 from mmsgate.errors import Conflict, NotFound
 from mmsgate.store.base import Store
 from mmsgate.store.group import GroupCommitter
-
-Row = tuple[Any, ...]
-Params = Sequence[Any]
-Statement = tuple[str, Params]
-
-
-_ACCOUNT_COLUMNS = "id, name, disabled, transcoding, postback_url, postback_secret, rate_limit, created_at"
-_KEY_COLUMNS = "id, account_id, prefix, revoked, created_at"
-_SENDING_COLUMNS = (
-    "subject, fallback_sms_text, disable_fallback_sms, disable_fallback_sms_link, "
-    "fallback_link_expires_at, client_reference, slides"
+from mmsgate.store.rows import (
+    ACCOUNT_COLUMNS,
+    JOB_COLUMNS,
+    KEY_COLUMNS,
+    MESSAGE_COLUMNS,
+    PART_COLUMNS,
+    TEMPLATE_COLUMNS,
+    Params,
+    Row,
+    Statement,
+    account_row,
+    hash_key,
+    job_row,
+    job_statement,
+    key_row,
+    message_row,
+    part_row,
+    part_statements,
+    sending_params,
+    template_row,
 )
-_MESSAGE_COLUMNS = (
-    "tracking_id, account_id, service_id, to_number, from_number, from_mask, expires_at, cache_content, "
-    f"{_SENDING_COLUMNS}, mms_id, state, created_at"
-)
-_TEMPLATE_COLUMNS = f"mms_id, tracking_id, account_id, name, {_SENDING_COLUMNS}, state, created_at"
-_PART_COLUMNS = (
-    "owner_id, position, slide, kind, content_type, size, sha256, source_url, width, height, duration, adapted"
-)
-_JOB_COLUMNS = "id, kind, ref, account_id, attempts, run_at, lease_owner, lease_until"
 
-_slides_encoder = msgspec.json.Encoder()
-_slides_decoder = msgspec.json.Decoder(list[dict[str, Any]])
-
-
-def hash_key(api_key: str) -> str:
-    """Keys are 256-bit random tokens, so a plain SHA-256 is a sufficient one-way store."""
-    return hashlib.sha256(api_key.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def _account(row: Row) -> Account:
-    return Account(
-        id=row[0],
-        name=row[1],
-        disabled=bool(row[2]),
-        transcoding=bool(row[3]),
-        postback_url=row[4],
-        postback_secret=row[5],
-        rate_limit=int(row[6]),
-        created_at=from_epoch(row[7]),
-    )
-
-
-def _key(row: Row) -> ApiKey:
-    return ApiKey(id=row[0], account_id=row[1], prefix=row[2], revoked=bool(row[3]), created_at=from_epoch(row[4]))
-
-
-def _sending(row: Row) -> Sending:
-    return Sending(
-        subject=row[0],
-        fallback_sms_text=row[1],
-        disable_fallback_sms=bool(row[2]),
-        disable_fallback_sms_link=bool(row[3]),
-        fallback_link_expires_at=from_epoch(row[4]) if row[4] is not None else None,
-        client_reference=row[5],
-        slides=tuple(Slide.from_wire(s) for s in _slides_decoder.decode(row[6])),
-    )
-
-
-def _sending_params(s: Sending) -> tuple[Any, ...]:
-    return (
-        s.subject,
-        s.fallback_sms_text,
-        s.disable_fallback_sms,
-        s.disable_fallback_sms_link,
-        s.fallback_link_expires_at.timestamp() if s.fallback_link_expires_at else None,
-        s.client_reference,
-        _slides_encoder.encode([slide.to_wire() for slide in s.slides]).decode(),
-    )
-
-
-def _message(row: Row) -> Message:
-    return Message(
-        tracking_id=row[0],
-        account_id=row[1],
-        service_id=row[2],
-        to=row[3],
-        sender=row[4],
-        from_mask=row[5],
-        expires_at=from_epoch(row[6]),
-        cache_content=bool(row[7]),
-        sending=_sending(row[8:15]),
-        mms_id=row[15],
-        state=MessageState(row[16]),
-        created_at=from_epoch(row[17]),
-    )
-
-
-def _template(row: Row) -> Template:
-    return Template(
-        mms_id=row[0],
-        tracking_id=row[1],
-        account_id=row[2],
-        name=row[3],
-        sending=_sending(row[4:11]),
-        state=TemplateState(row[11]),
-        created_at=from_epoch(row[12]),
-    )
-
-
-def _part(row: Row) -> Part:
-    return Part(
-        owner_id=row[0],
-        position=int(row[1]),
-        slide=int(row[2]),
-        kind=MediaKind(row[3]),
-        content_type=row[4],
-        size=int(row[5]),
-        sha256=row[6],
-        source_url=row[7],
-        width=int(row[8]),
-        height=int(row[9]),
-        duration=float(row[10]),
-        adapted=bool(row[11]),
-    )
-
-
-def _part_statements(parts: Sequence[Part]) -> list[Statement]:
-    return [
-        (
-            f"INSERT INTO parts ({_PART_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                p.owner_id,
-                p.position,
-                p.slide,
-                p.kind.value,
-                p.content_type,
-                p.size,
-                p.sha256,
-                p.source_url,
-                p.width,
-                p.height,
-                p.duration,
-                p.adapted,
-            ),
-        )
-        for p in parts
-    ]
-
-
-def _job(row: Row) -> Job:
-    return Job(
-        id=int(row[0]),
-        kind=JobKind(row[1]),
-        ref=row[2],
-        account_id=row[3],
-        attempts=int(row[4]),
-        run_at=from_epoch(row[5]),
-        lease_owner=row[6],
-        lease_until=from_epoch(row[7]) if row[7] is not None else None,
-    )
-
-
-def _job_statement(kind: JobKind, ref: str, account_id: str, run_at: float) -> Statement:
-    return (
-        "INSERT INTO jobs (kind, ref, account_id, state, attempts, run_at, created_at, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (kind.value, ref, account_id, "queued", 0, run_at, run_at, run_at),
-    )
+__all__ = ["Params", "Row", "SqlStore", "Statement"]
 
 
 class SqlStore(Store):
@@ -257,7 +114,7 @@ class SqlStore(Store):
         await self._write(
             [
                 (
-                    f"INSERT INTO accounts ({_ACCOUNT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    f"INSERT INTO accounts ({ACCOUNT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (account.id, name, False, True, None, None, 0, account.created_at.timestamp()),
                 )
             ]
@@ -266,12 +123,12 @@ class SqlStore(Store):
 
     async def get_account(self, account_id: str) -> Account:
         row = await self._one(
-            f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE id = ?", (account_id,), f"no account {account_id}"
+            f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?", (account_id,), f"no account {account_id}"
         )
-        return _account(row)
+        return account_row(row)
 
     async def list_accounts(self) -> list[Account]:
-        return [_account(r) for r in await self._read(f"SELECT {_ACCOUNT_COLUMNS} FROM accounts ORDER BY created_at")]
+        return [account_row(r) for r in await self._read(f"SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY created_at")]
 
     async def update_account(
         self,
@@ -334,7 +191,7 @@ class SqlStore(Store):
             await self._write(
                 [
                     (
-                        f"INSERT INTO api_keys ({_KEY_COLUMNS}, key_hash) VALUES (?, ?, ?, ?, ?, ?)",
+                        f"INSERT INTO api_keys ({KEY_COLUMNS}, key_hash) VALUES (?, ?, ?, ?, ?, ?)",
                         (key.id, account_id, key.prefix, False, key.created_at.timestamp(), hash_key(secret)),
                     )
                 ]
@@ -346,9 +203,9 @@ class SqlStore(Store):
     async def list_keys(self, account_id: str) -> list[ApiKey]:
         await self.get_account(account_id)
         rows = await self._read(
-            f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE account_id = ? ORDER BY created_at", (account_id,)
+            f"SELECT {KEY_COLUMNS} FROM api_keys WHERE account_id = ? ORDER BY created_at", (account_id,)
         )
-        return [_key(r) for r in rows]
+        return [key_row(r) for r in rows]
 
     async def revoke_key(self, key_id: str) -> None:
         rows = await self._write([("UPDATE api_keys SET revoked = ? WHERE id = ? RETURNING id", (True, key_id))])
@@ -361,8 +218,8 @@ class SqlStore(Store):
             raise NotFound(f"no key {key_id}")
 
     async def authenticate(self, api_key: str) -> tuple[ApiKey, Account] | None:
-        key_columns = ", ".join(f"k.{c.strip()}" for c in _KEY_COLUMNS.split(","))
-        account_columns = ", ".join(f"a.{c.strip()}" for c in _ACCOUNT_COLUMNS.split(","))
+        key_columns = ", ".join(f"k.{c.strip()}" for c in KEY_COLUMNS.split(","))
+        account_columns = ", ".join(f"a.{c.strip()}" for c in ACCOUNT_COLUMNS.split(","))
         rows = await self._read(
             f"SELECT {key_columns}, {account_columns} FROM api_keys k JOIN accounts a ON a.id = k.account_id "
             "WHERE k.key_hash = ?",
@@ -370,7 +227,7 @@ class SqlStore(Store):
         )
         if not rows:
             return None
-        return _key(rows[0][:5]), _account(rows[0][5:])
+        return key_row(rows[0][:5]), account_row(rows[0][5:])
 
     # campaigns, numbers, blocks -----------------------------------------------------------------
     async def create_campaign(self, account_id: str, postback_url: str | None = None) -> Campaign:
@@ -484,7 +341,7 @@ class SqlStore(Store):
         await self._group(
             [
                 (
-                    f"INSERT INTO messages ({_MESSAGE_COLUMNS}, updated_at) VALUES "
+                    f"INSERT INTO messages ({MESSAGE_COLUMNS}, updated_at) VALUES "
                     "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         message.tracking_id,
@@ -495,14 +352,14 @@ class SqlStore(Store):
                         message.from_mask,
                         message.expires_at.timestamp(),
                         message.cache_content,
-                        *_sending_params(message.sending),
+                        *sending_params(message.sending),
                         message.mms_id,
                         message.state.value,
                         now,
                         now,
                     ),
                 ),
-                _job_statement(JobKind.DELIVER, message.tracking_id, message.account_id, now),
+                job_statement(JobKind.DELIVER, message.tracking_id, message.account_id, now),
             ]
         )
 
@@ -511,38 +368,38 @@ class SqlStore(Store):
         await self._group(
             [
                 (
-                    f"INSERT INTO templates ({_TEMPLATE_COLUMNS}, updated_at) VALUES "
+                    f"INSERT INTO templates ({TEMPLATE_COLUMNS}, updated_at) VALUES "
                     "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         template.mms_id,
                         template.tracking_id,
                         template.account_id,
                         template.name,
-                        *_sending_params(template.sending),
+                        *sending_params(template.sending),
                         template.state.value,
                         now,
                         now,
                     ),
                 ),
-                _job_statement(JobKind.PREPARE_TEMPLATE, template.mms_id, template.account_id, now),
+                job_statement(JobKind.PREPARE_TEMPLATE, template.mms_id, template.account_id, now),
             ]
         )
 
     async def get_message(self, account_id: str, tracking_id: str) -> Message:
         row = await self._one(
-            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE tracking_id = ? AND account_id = ?",
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE tracking_id = ? AND account_id = ?",
             (tracking_id, account_id),
             f"no message {tracking_id}",
         )
-        return _message(row)
+        return message_row(row)
 
     async def get_template(self, account_id: str, mms_id: str) -> Template:
         row = await self._one(
-            f"SELECT {_TEMPLATE_COLUMNS} FROM templates WHERE mms_id = ? AND account_id = ?",
+            f"SELECT {TEMPLATE_COLUMNS} FROM templates WHERE mms_id = ? AND account_id = ?",
             (mms_id, account_id),
             f"no template {mms_id}",
         )
-        return _template(row)
+        return template_row(row)
 
     async def set_template_state(self, mms_id: str, state: TemplateState, *, code: str | None, details: str) -> None:
         now = time.time()
@@ -585,17 +442,17 @@ class SqlStore(Store):
     # media outcomes ---------------------------------------------------------------------------
     async def find_message(self, tracking_id: str) -> Message:
         row = await self._one(
-            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE tracking_id = ?",
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE tracking_id = ?",
             (tracking_id,),
             f"no message {tracking_id}",
         )
-        return _message(row)
+        return message_row(row)
 
     async def find_template(self, mms_id: str) -> Template:
         row = await self._one(
-            f"SELECT {_TEMPLATE_COLUMNS} FROM templates WHERE mms_id = ?", (mms_id,), f"no template {mms_id}"
+            f"SELECT {TEMPLATE_COLUMNS} FROM templates WHERE mms_id = ?", (mms_id,), f"no template {mms_id}"
         )
-        return _template(row)
+        return template_row(row)
 
     async def _move(
         self,
@@ -635,7 +492,7 @@ class SqlStore(Store):
             tracking_id,
             MessageState.MEDIA_READY.value,
             (code, status, details),
-            _part_statements(parts),
+            part_statements(parts),
         )
 
     async def template_ready(self, mms_id: str, parts: Sequence[Part], *, details: str) -> None:
@@ -646,15 +503,15 @@ class SqlStore(Store):
             mms_id,
             TemplateState.READY.value,
             (code.value, code.status, details),
-            _part_statements(parts),
+            part_statements(parts),
         )
 
     async def fail_message(self, tracking_id: str, *, code: str, status: str, details: str) -> None:
         await self._move("messages", "tracking_id", tracking_id, MessageState.FAILED.value, (code, status, details), [])
 
     async def list_parts(self, owner_id: str) -> list[Part]:
-        rows = await self._read(f"SELECT {_PART_COLUMNS} FROM parts WHERE owner_id = ? ORDER BY position", (owner_id,))
-        return [_part(r) for r in rows]
+        rows = await self._read(f"SELECT {PART_COLUMNS} FROM parts WHERE owner_id = ? ORDER BY position", (owner_id,))
+        return [part_row(r) for r in rows]
 
     # jobs -------------------------------------------------------------------------------------
     async def claim_jobs(
@@ -675,12 +532,12 @@ class SqlStore(Store):
                     f"{self.skip_locked}) "
                     "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = ?, "
                     "lease_until = ?, updated_at = ? FROM due WHERE jobs.id = due.id "
-                    f"RETURNING {', '.join('jobs.' + c.strip() for c in _JOB_COLUMNS.split(','))}",
+                    f"RETURNING {', '.join('jobs.' + c.strip() for c in JOB_COLUMNS.split(','))}",
                     params,
                 )
             ]
         )
-        return sorted((_job(r) for r in rows[0]), key=lambda j: (j.run_at, j.id))
+        return sorted((job_row(r) for r in rows[0]), key=lambda j: (j.run_at, j.id))
 
     async def extend_lease(self, job_id: int, owner: str, *, lease_seconds: float) -> bool:
         now = time.time()
