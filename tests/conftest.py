@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -97,6 +98,18 @@ def settings(tmp_path: Path) -> Settings:
     return _settings(tmp_path)
 
 
+def changed(base: Mapping[str, object], changes: Mapping[str, object]) -> dict[str, Any]:
+    """``base`` with ``changes`` applied; ``_`` in a name becomes ``-`` and None removes the field."""
+    out: dict[str, Any] = dict(base)
+    for key, value in changes.items():
+        name = key.replace("_", "-")
+        if value is None:
+            out.pop(name, None)
+        else:
+            out[name] = value
+    return out
+
+
 @dataclass(frozen=True)
 class Caller:
     """An account provisioned for API calls."""
@@ -117,13 +130,7 @@ class Caller:
             "fallback-sms-text": "See the picture",
             "slide": [{"message-text": "Hello", "image": {"url": "https://media.example.com/a.jpg"}}],
         }
-        for key, value in fields.items():
-            name = key.replace("_", "-")
-            if value is None:
-                base.pop(name, None)
-            else:
-                base[name] = value
-        return base
+        return changed(base, fields)
 
 
 async def provision(store: Store, sender: str = "28444") -> Caller:

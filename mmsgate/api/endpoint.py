@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 import msgspec
-from starlette.requests import Request as HttpRequest
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -33,12 +32,13 @@ def json_response(body: dict[str, Any], status: int = 200) -> Response:
     return Response(_encoder.encode(body), status_code=status, media_type="application/json")
 
 
-def failure(code: ErrorCode, info: str, status: int = 200) -> Response:
-    return json_response({"status": "failure", "error-code": code.value, "error-info": info}, status)
-
-
 def _failure(code: ErrorCode, info: str, status: int = 200) -> tuple[int, bytes]:
     return status, _encoder.encode({"status": "failure", "error-code": code.value, "error-info": info})
+
+
+def failure(code: ErrorCode, info: str, status: int = 200) -> Response:
+    status, body = _failure(code, info, status)
+    return Response(body, status_code=status, media_type="application/json")
 
 
 class BodyTooLarge(Exception):
@@ -101,14 +101,7 @@ class Endpoint:
             "sendsavedmms": self._sendsavedmms,
         }
 
-    async def handle(self, request: HttpRequest) -> Response:
-        """The endpoint as a Starlette route."""
-        status, body = await self.answer(
-            request.headers.get("x-api-key"), request.headers.get("content-length"), request.receive
-        )
-        return Response(body, status_code=status, media_type="application/json" if body else None)
-
-    async def asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The endpoint as a bare ASGI app: the hot path, without a framework's layers around it."""
         api_key = declared = None
         for name, value in scope["headers"]:

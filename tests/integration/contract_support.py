@@ -30,18 +30,6 @@ ISO_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 Json = dict[str, Any]
 
 
-def changed(base: Mapping[str, object], changes: Mapping[str, object]) -> Json:
-    """``base`` with ``changes`` applied; ``_`` in a name becomes ``-`` and None removes the field."""
-    out: Json = dict(base)
-    for key, value in changes.items():
-        name = key.replace("_", "-")
-        if value is None:
-            out.pop(name, None)
-        else:
-            out[name] = value
-    return out
-
-
 async def call(
     client: httpx.AsyncClient,
     api_key: str | None,

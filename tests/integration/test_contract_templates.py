@@ -12,7 +12,7 @@ import pytest
 
 from mmsgate.core.codes import TemplateState
 from mmsgate.store.base import Store
-from tests.conftest import Caller, provision
+from tests.conftest import Caller, changed, provision
 from tests.integration.contract_support import (
     AUDIO,
     EVENT_KEYS,
@@ -26,7 +26,6 @@ from tests.integration.contract_support import (
     assert_sent_saved,
     at,
     call,
-    changed,
     text_slides,
     view,
 )
