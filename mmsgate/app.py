@@ -21,8 +21,11 @@ from mmsgate.api.auth import Authenticator
 from mmsgate.api.endpoint import Endpoint, json_response
 from mmsgate.api.status import StatusView
 from mmsgate.config import Settings
+from mmsgate.runtime import build_inbound
 from mmsgate.store import create_store
 from mmsgate.store.base import Store
+from mmsgate.web.content import InboundContent
+from mmsgate.web.sandbox import SandboxApi
 
 
 def openapi_document() -> dict[str, Any]:
@@ -59,6 +62,15 @@ def create_app(settings: Settings, store: Store | None = None, *, migrate: bool 
     auth = Authenticator(the_store, settings.auth_cache_seconds)
     endpoint = Endpoint(the_store, auth, settings.max_body_bytes)
     status = StatusView(the_store, auth)
+    inbound = build_inbound(settings, the_store)
+    content = InboundContent(the_store, inbound.blobs)
+    sandbox = SandboxApi(the_store, auth, inbound, inbound.blobs)
+    sandbox_routes = [
+        Route("/v1/sandbox/handsets/{number}", sandbox.handset, methods=["GET", "PUT"]),
+        Route("/v1/sandbox/handsets/{number}/inbox", sandbox.inbox, methods=["GET"]),
+        Route("/v1/sandbox/handsets/{number}/inbox/{message}/{location}", sandbox.part, methods=["GET"]),
+        Route("/v1/sandbox/handsets/{number}/send", sandbox.send, methods=["POST"]),
+    ]
 
     @functools.cache
     def openapi_body() -> bytes:
@@ -95,6 +107,8 @@ def create_app(settings: Settings, store: Store | None = None, *, migrate: bool 
             Route("/ep/v2", endpoint, methods=["POST"]),
             Route("/v1/messages/{tracking_id}", status.message, methods=["GET"]),
             Route("/v1/templates/{mms_id}", status.template, methods=["GET"]),
+            Route("/mo/{token}/{name}", content.file, methods=["GET"]),
+            *(sandbox_routes if settings.sandbox_api and settings.carrier == "sandbox" else []),
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
         ],

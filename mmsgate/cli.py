@@ -168,12 +168,12 @@ async def _serve(settings: Settings, *, demo: bool, workers: bool) -> None:
 
                 worker = await stack.enter_async_context(running_worker(settings, store))
                 app.state.endpoint.after_accept = worker.wake
-            await _run_server(app, settings)
+            await _run_server(app, settings, store)
     finally:
         await store.close()
 
 
-async def _run_server(app: Any, settings: Settings) -> None:
+async def _run_server(app: Any, settings: Settings, store: Store) -> None:
     import uvicorn
 
     class _Server(uvicorn.Server):
@@ -204,6 +204,10 @@ async def _run_server(app: Any, settings: Settings) -> None:
     ready.cancel()
     if server.started:
         port = server.servers[0].sockets[0].getsockname()[1]
+        if not settings.public_url:  # where inbound content URLs point, for every process of this gateway
+            from mmsgate.runtime import PUBLIC_URL
+
+            await store.set_value(PUBLIC_URL, f"http://{settings.host}:{port}")
         click.echo(f"mmsgate listening on http://{settings.host}:{port}")
         sys.stdout.flush()
     await serving
@@ -264,7 +268,7 @@ async def _work(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         async with running_worker(settings, store) as running:
-            click.echo(f"mmsgate worker {running.owner} running")
+            click.echo(f"mmsgate worker {running.worker.owner} running")
             sys.stdout.flush()
             await stop.wait()
     finally:
@@ -580,3 +584,7 @@ async def block_remove(store: Store, account_id: str, value: str, as_json: bool)
     digits = _number(value)
     await store.unblock_number(account_id, digits)
     _emit(as_json, {"unblocked": digits}, f"{digits} unblocked for {account_id}")
+
+
+# the sandbox commands live in their own module; importing it registers them on `main`
+from mmsgate import cli_sandbox  # noqa: E402, F401

@@ -66,6 +66,23 @@ class Settings(BaseSettings):
         description="carrier limits by name: max_message_bytes, max_image_width, max_image_height, animated_gif",
     )
     demo: bool = Field(default=True, description="create the demo account on first start of `serve`")
+    carrier: str = Field(default="sandbox", description="the carrier messages are submitted to (sandbox, ...)")
+    carrier_max_per_second: int = Field(
+        default=0, ge=0, description="most submits to the carrier in any second, over all processes; 0: no limit"
+    )
+    postback_timeout: float = Field(default=10.0, gt=0, description="a receiver must answer 2xx within this")
+    postback_retries: int = Field(default=5, ge=0, description="retries after a failed postback")
+    postback_retry_interval: float = Field(default=300.0, gt=0, description="seconds between postback retries")
+    postback_concurrency: int = Field(default=128, ge=1, description="postbacks in flight per process")
+    postback_per_account: int = Field(default=16, ge=1, description="postbacks in flight per account and process")
+    postback_allow_networks: str = Field(
+        default="", description="comma-separated CIDRs postbacks may go to although not public"
+    )
+    inbound_retention_seconds: float = Field(
+        default=7 * 86400.0, gt=0, description="how long the content URLs of inbound MMS work"
+    )
+    inbound_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, description="largest inbound MMS taken")
+    sandbox_api: bool = Field(default=True, description="serve /v1/sandbox/ (virtual handsets)")
 
     @classmethod
     def settings_customise_sources(

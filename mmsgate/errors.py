@@ -5,6 +5,10 @@
      ├── ConfigError         settings that cannot work
      ├── MediaError          a slide's content could not be fetched, is not what it claims, or cannot fit
      ├── WorkerCrashed       a media worker process died under a job (retryable)
+     ├── CarrierError        a carrier did not take a message (carries the carrier's own status code)
+     │    ├── CarrierRejected   it refused the message for good (E102), e.g. not MMS capable
+     │    └── CarrierBusy       throttled or unreachable; it certainly did not take it (retryable)
+     ├── NotYet              the work depends on a step not yet recorded; try again shortly (retryable)
      └── StoreError          the store could not do what was asked
           ├── NotFound       the named row does not exist (or belongs to another account)
           ├── Conflict       the row already exists
@@ -63,6 +67,45 @@ class WorkerCrashed(MmsgateError):
     """A media worker process died (a decoder crash, or killed for memory); the work may be tried again."""
 
     retryable = True
+
+
+class CarrierError(MmsgateError):
+    """A carrier did not take a message. ``status`` is the carrier's own code (MM7 StatusCode, SMPP
+    command_status, sandbox behaviour); ``definite`` says the carrier certainly did not take it (so a
+    retry cannot send twice); ``retryable`` says whether trying again can succeed."""
+
+    def __init__(self, status: str, detail: str, *, retryable: bool = False, definite: bool = True) -> None:
+        super().__init__(f"{status}: {detail}")
+        self.status = status
+        self.detail = detail
+        self.retryable = retryable
+        self.definite = definite
+
+
+class CarrierRejected(CarrierError):
+    """The carrier refused the message for good; ``not_mms`` when the handset cannot take MMS at all."""
+
+    def __init__(self, status: str, detail: str, *, not_mms: bool = False) -> None:
+        super().__init__(status, detail, retryable=False, definite=True)
+        self.not_mms = not_mms
+
+
+class CarrierBusy(CarrierError):
+    """Throttled or temporarily unable; the carrier did not take the message."""
+
+    def __init__(self, status: str, detail: str, *, retry_after: float | None = None) -> None:
+        super().__init__(status, detail, retryable=True, definite=True)
+        self.retry_after = retry_after
+
+
+class NotYet(MmsgateError):
+    """Work that depends on a step not yet recorded (a report faster than the submit's record)."""
+
+    retryable = True
+
+    def __init__(self, detail: str, *, retry_after: float = 0.2) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
 
 
 class StoreError(MmsgateError):

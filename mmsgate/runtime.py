@@ -1,4 +1,5 @@
-"""Builds the background machinery from settings: the media stage and the job worker."""
+"""Builds the background machinery from settings: the media stage, the carrier, the delivery engine,
+the job worker and the postback sender."""
 
 from __future__ import annotations
 
@@ -6,21 +7,30 @@ import asyncio
 import contextlib
 import multiprocessing
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 
+from mmsgate.carriers import create_carrier
+from mmsgate.carriers.base import DeliveryReport, InboundMms
+from mmsgate.carriers.sandbox import SandboxCarrier, SandboxReports
 from mmsgate.config import Settings
 from mmsgate.core.codes import JobKind
 from mmsgate.core.model import MediaKind
+from mmsgate.delivery.engine import Delivery
+from mmsgate.delivery.inbound import InboundReceiver
+from mmsgate.delivery.throttle import SendLimiter
 from mmsgate.errors import ConfigError
-from mmsgate.jobs.pipeline import MessageMedia, TemplateMedia
-from mmsgate.jobs.worker import Worker
+from mmsgate.jobs.pipeline import TemplateMedia
+from mmsgate.jobs.worker import JobHandler, Worker, worker_name
 from mmsgate.media.adapt import CarrierProfile
 from mmsgate.media.blobs import BlobStore
 from mmsgate.media.cache import MediaCache
 from mmsgate.media.fetch import Fetcher, FetchLimits
 from mmsgate.media.guard import AddressGuard, parse_networks
 from mmsgate.media.stage import MediaStage
+from mmsgate.postbacks.events import PostbackBuilder
+from mmsgate.postbacks.outbox import PostbackSender
 from mmsgate.store.base import Store
 
 
@@ -58,9 +68,66 @@ def media_pool(settings: Settings) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(size, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=200)
 
 
+def public_url_resolver(settings: Settings, store: Store) -> Callable[[], Awaitable[str]]:
+    """Where content URLs point: the configured public URL, else the one the running gateway announced
+    in the store, else the configured host and port."""
+
+    async def resolve() -> str:
+        if settings.public_url:
+            return settings.public_url
+        announced = await store.get_value(PUBLIC_URL)
+        return announced or f"http://{settings.host}:{settings.port}"
+
+    return resolve
+
+
+PUBLIC_URL = "public_url"
+
+
+@dataclass
+class Core:
+    """The core as carriers see it (:class:`CarrierSink`), and the parts the web layer uses."""
+
+    store: Store
+    delivery: Delivery
+    inbound: InboundReceiver
+    blobs: BlobStore
+
+    async def report(self, report: DeliveryReport) -> None:
+        await self.delivery.report(report)
+
+    async def receive(self, message: InboundMms) -> str:
+        return await self.inbound.receive(message)
+
+
+def build_inbound(settings: Settings, store: Store) -> InboundReceiver:
+    """What takes inbound MMS; enough for a process without workers (the CLI's sandbox send)."""
+    return InboundReceiver(
+        store,
+        BlobStore(settings.data_dir / "blobs"),
+        PostbackBuilder(store),
+        public_url_resolver(settings, store),
+        retention_seconds=settings.inbound_retention_seconds,
+        max_bytes=settings.inbound_max_bytes,
+    )
+
+
+@dataclass
+class Running:
+    """The background machinery of one process."""
+
+    worker: Worker
+    postbacks: PostbackSender
+    core: Core
+
+    def wake(self) -> None:
+        self.worker.wake()
+
+
 @contextlib.asynccontextmanager
-async def running_worker(settings: Settings, store: Store) -> AsyncIterator[Worker]:
-    """A worker with the media stage, running until the context ends (then stopped gracefully)."""
+async def running_worker(settings: Settings, store: Store) -> AsyncIterator[Running]:
+    """Workers with the media stage, the carrier and the postback sender, running until the context
+    ends (then stopped gracefully)."""
     cache = None
     if settings.media_cache_bytes > 0:
         cache = MediaCache(
@@ -72,27 +139,59 @@ async def running_worker(settings: Settings, store: Store) -> AsyncIterator[Work
         cache,
         fresh_seconds=settings.media_cache_fresh_seconds,
     )
+    blobs = BlobStore(settings.data_dir / "blobs")
     stage = MediaStage(
         fetcher,
         media_pool(settings),
-        BlobStore(settings.data_dir / "blobs"),
+        blobs,
         carrier_profile(settings),
         settings.data_dir / "spool",
         pool_factory=lambda: media_pool(settings),
     )
+    carrier = create_carrier(settings, store)
+    builder = PostbackBuilder(store)
+    limiter = None
+    if settings.carrier_max_per_second > 0:
+        limiter = SendLimiter(store, carrier.name, settings.carrier_max_per_second)
+    delivery = Delivery(store, stage, carrier, builder, limiter)
+    core = Core(store, delivery, build_inbound(settings, store), blobs)
+    await carrier.start(core)
+    owner = worker_name()
+    handlers: dict[JobKind, JobHandler] = {
+        JobKind.DELIVER: delivery,
+        JobKind.PREPARE_TEMPLATE: TemplateMedia(store, stage, builder),
+    }
+    if isinstance(carrier, SandboxCarrier):
+        handlers[JobKind.SANDBOX_REPORT] = SandboxReports(store, core)
     worker = Worker(
         store,
-        {JobKind.DELIVER: MessageMedia(store, stage), JobKind.PREPARE_TEMPLATE: TemplateMedia(store, stage)},
+        handlers,
+        owner=owner,
         concurrency=settings.worker_concurrency,
         lease_seconds=settings.job_lease_seconds,
     )
-    task = asyncio.create_task(worker.run(), name="worker")
+    sender = PostbackSender(
+        store,
+        owner,
+        guard=AddressGuard(parse_networks(settings.postback_allow_networks)),
+        timeout=settings.postback_timeout,
+        retries=settings.postback_retries,
+        retry_interval=settings.postback_retry_interval,
+        concurrency=settings.postback_concurrency,
+        per_account=settings.postback_per_account,
+    )
+    tasks = [
+        asyncio.create_task(worker.run(), name="worker"),
+        asyncio.create_task(sender.run(), name="postbacks"),
+    ]
     try:
-        yield worker
+        yield Running(worker, sender, core)
     finally:
         await worker.stop()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await sender.stop()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await carrier.aclose()
         await fetcher.aclose()
         stage.pool.shutdown(wait=True, cancel_futures=True)

@@ -9,9 +9,7 @@ JSON ``null`` counts as "not given" for every optional field.
 from __future__ import annotations
 
 import json
-import os
 import re
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,6 +18,7 @@ import msgspec
 import phonenumbers
 
 from mmsgate.core.codes import ErrorCode, TemplateState
+from mmsgate.core.ids import new_id
 from mmsgate.core.model import AccountConfig, Media, MediaKind, Message, Sending, Slide, Template
 from mmsgate.errors import ApiError
 
@@ -434,18 +433,6 @@ def _slides(data: dict[str, Any]) -> tuple[Slide, ...]:
 
 # ---------------------------------------------------------------------------------------------
 # actions
-
-
-def new_id() -> str:
-    """A time-ordered UUID (version 7 layout: 48-bit milliseconds, then 74 random bits).
-
-    Ids that grow with time are appended to the store's indexes instead of scattered through them,
-    which makes each accepted message markedly cheaper to commit."""
-    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
-    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
-    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def check_sendmms(data: dict[str, Any], config: AccountConfig, now: datetime) -> Message:

@@ -95,6 +95,8 @@ class MessageState(enum.StrEnum):
 
     ACCEPTED = "accepted"
     MEDIA_READY = "media-ready"
+    SUBMITTING = "submitting"
+    """Recorded just before the carrier is called: after a crash the submit is reconciled, not repeated."""
     SUBMITTED = "submitted"
     DELIVERED = "delivered"
     REJECTED = "rejected"
@@ -115,3 +117,5 @@ class JobKind(enum.StrEnum):
 
     DELIVER = "deliver"
     PREPARE_TEMPLATE = "prepare-template"
+    SANDBOX_REPORT = "sandbox-report"
+    """The sandbox carrier's delivery report for one submission, due after the handset's delay."""

@@ -149,6 +149,9 @@ class Message(msgspec.Struct, frozen=True):
     mms_id: str | None = None
     state: MessageState = MessageState.ACCEPTED
     created_at: datetime = msgspec.field(default_factory=utcnow)
+    carrier: str | None = None
+    carrier_message_id: str | None = None
+    """Set once a carrier took the message."""
 
 
 class Template(msgspec.Struct, frozen=True):
@@ -185,6 +188,8 @@ class Job:
     run_at: datetime
     lease_owner: str | None
     lease_until: datetime | None
+    deadline: datetime | None = None
+    """No retry is scheduled after this time (a message's expiry): the job runs then instead."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,3 +222,105 @@ class Part:
     height: int = 0
     duration: float = 0.0
     adapted: bool = False
+
+
+class Outgoing(msgspec.Struct, frozen=True):
+    """A postback to put in the outbox, in the same transaction as the event it reports."""
+
+    event_id: str
+    account_id: str
+    subject_id: str
+    code: str
+    url: str
+    body: str
+
+
+class Step(msgspec.Struct, frozen=True):
+    """One transition of a message: applied only if the message is in one of the target's source states."""
+
+    tracking_id: str
+    target: MessageState
+    code: str | None
+    status: str
+    details: str
+    postback: Outgoing | None = None
+    carrier: str | None = None
+    carrier_message_id: str | None = None
+    close_job: bool = False
+    """Set when the transition happens outside the message's job (a delivery report): the job, waiting
+    for the message's expiry, is then done."""
+
+
+@dataclass(frozen=True, slots=True)
+class PostbackDelivery:
+    """A postback claimed from the outbox for one delivery attempt."""
+
+    id: int
+    event_id: str
+    account_id: str
+    subject_id: str
+    url: str
+    body: str
+    attempts: int
+
+
+class Behaviour(enum.StrEnum):
+    """How a sandbox handset treats an MMS sent to it."""
+
+    DELIVERS = "delivers"
+    REJECTS = "rejects"
+    UNREACHABLE = "unreachable"
+    NO_MMS = "no-mms"
+    THROTTLES = "throttles"
+
+
+@dataclass(frozen=True, slots=True)
+class Handset:
+    """A sandbox carrier's virtual handset; a number never configured delivers at once."""
+
+    number: str
+    behaviour: Behaviour = Behaviour.DELIVERS
+    delay: float = 0.0
+
+
+class SandboxSubmission(msgspec.Struct, frozen=True):
+    """What the sandbox carrier received for one submission, and what it will report."""
+
+    submission_id: str
+    carrier_message_id: str
+    number: str
+    outcome: Behaviour
+    mms: str
+    """The composed MMS as JSON, as the handset will see it."""
+    received_at: float
+    report_at: float | None = None
+    calls: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class InboundPart:
+    """One file of an MMS a handset sent; its bytes are in the blob store."""
+
+    position: int
+    name: str
+    content_type: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """An MMS a handset sent to one of an account's numbers (MO)."""
+
+    id: str
+    token: str
+    account_id: str
+    carrier: str
+    sender: str
+    recipient: str
+    subject: str | None
+    keyword: str | None
+    copy_to: tuple[str, ...]
+    expires_at: datetime
+    created_at: datetime
+    parts: tuple[InboundPart, ...] = ()

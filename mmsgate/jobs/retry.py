@@ -21,4 +21,7 @@ class RetryPolicy:
         """Seconds to wait before the next attempt, or None to give up."""
         if not getattr(error, "retryable", False) or attempts >= self.max_attempts:
             return None
+        asked = getattr(error, "retry_after", None)  # the error knows better (a throttle's hint, a short wait)
+        if isinstance(asked, int | float) and asked >= 0:
+            return float(min(self.cap, asked))
         return float(min(self.cap, self.base * self.factor ** max(0, attempts - 1)))

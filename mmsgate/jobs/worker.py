@@ -14,7 +14,7 @@ import os
 import secrets
 import socket
 from collections.abc import Awaitable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from mmsgate.core.codes import JobKind
@@ -27,9 +27,10 @@ log = logging.getLogger("mmsgate.worker")
 
 
 class JobHandler(Protocol):
-    """Runs one kind of job. ``run`` raising a retryable error means "try again later"."""
+    """Runs one kind of job. ``run`` raising a retryable error means "try again later"; returning a
+    time means "done for now, run again then" (a message waiting for its delivery report or expiry)."""
 
-    async def run(self, job: Job) -> None: ...
+    async def run(self, job: Job) -> datetime | None: ...
 
     async def give_up(self, job: Job, error: Exception) -> None:
         """Record the final outcome of a job that will not be tried again."""
@@ -106,13 +107,16 @@ class Worker:
         handler = self.handlers[job.kind]
         keeper = asyncio.create_task(self._keep_lease(job))
         try:
-            await handler.run(job)
+            again = await handler.run(job)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             await self._after_failure(job, handler, exc)
         else:
-            await self._settle(self.store.finish_job(job.id, self.owner), job)
+            if again is None:
+                await self._settle(self.store.finish_job(job.id, self.owner), job)
+            else:
+                await self._settle(self.store.retry_job(job.id, self.owner, run_at=again, error=None), job)
         finally:
             keeper.cancel()
 
@@ -137,6 +141,8 @@ class Worker:
             exc,
         )
         run_at = utcnow() + timedelta(seconds=delay)
+        if job.deadline is not None and run_at > job.deadline:
+            run_at = job.deadline  # the job's last chance (a message's expiry) is never skipped by a backoff
         await self._settle(self.store.retry_job(job.id, self.owner, run_at=run_at, error=str(exc)), job)
 
     async def _settle(self, change: Awaitable[bool], job: Job) -> None:

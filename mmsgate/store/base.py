@@ -17,11 +17,17 @@ from mmsgate.core.model import (
     BlockedNumber,
     Campaign,
     Event,
+    Handset,
+    Inbound,
     Job,
     Message,
     NumberKind,
+    Outgoing,
     Part,
+    PostbackDelivery,
+    SandboxSubmission,
     SenderNumber,
+    Step,
     Template,
 )
 
@@ -139,8 +145,10 @@ class Store(abc.ABC):
     async def get_template(self, account_id: str, mms_id: str) -> Template: ...
 
     @abc.abstractmethod
-    async def set_template_state(self, mms_id: str, state: TemplateState, *, code: str | None, details: str) -> None:
-        """Move a template to a new state and record the event that says why."""
+    async def set_template_state(
+        self, mms_id: str, state: TemplateState, *, code: str | None, details: str, postback: Outgoing | None = None
+    ) -> None:
+        """Move a template to a new state and record the event that says why (and its postback)."""
 
     @abc.abstractmethod
     async def list_events(self, subject_id: str) -> list[Event]:
@@ -161,17 +169,28 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def media_ready(
-        self, tracking_id: str, parts: Sequence[Part], *, code: str | None, status: str, details: str
-    ) -> None:
-        """Store a message's prepared parts and move it to media-ready, with its event, together."""
+        self,
+        tracking_id: str,
+        parts: Sequence[Part],
+        *,
+        code: str | None,
+        status: str,
+        details: str,
+        postback: Outgoing | None = None,
+    ) -> bool:
+        """Store an accepted message's prepared parts and move it to media-ready, with its event and
+        postback, together. False if the message was no longer accepted (nothing changed)."""
 
     @abc.abstractmethod
-    async def template_ready(self, mms_id: str, parts: Sequence[Part], *, details: str) -> None:
-        """Store a template's prepared parts and make it ready (N003), together."""
+    async def template_ready(
+        self, mms_id: str, parts: Sequence[Part], *, details: str, postback: Outgoing | None = None
+    ) -> bool:
+        """Store a processing template's prepared parts and make it ready (N003), together."""
 
     @abc.abstractmethod
-    async def fail_message(self, tracking_id: str, *, code: str, status: str, details: str) -> None:
-        """End a message as failed, with the event that says why."""
+    async def advance(self, step: Step) -> bool:
+        """Apply one lifecycle transition with its event and postback, if the message is in one of the
+        target's source states; False (nothing changed) otherwise. Committed with concurrent ones."""
 
     @abc.abstractmethod
     async def list_parts(self, owner_id: str) -> list[Part]:
@@ -195,5 +214,83 @@ class Store(abc.ABC):
         """Mark a job done; False if ``owner`` no longer holds its lease."""
 
     @abc.abstractmethod
-    async def retry_job(self, job_id: int, owner: str, *, run_at: datetime, error: str) -> bool:
-        """Release a job to run again at ``run_at``; False if ``owner`` no longer holds its lease."""
+    async def retry_job(self, job_id: int, owner: str, *, run_at: datetime, error: str | None) -> bool:
+        """Release a job to run again at ``run_at`` (``error`` None: it is waiting, not failing);
+        False if ``owner`` no longer holds its lease."""
+
+    # delivery -------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def find_by_carrier_id(self, carrier: str, carrier_message_id: str) -> Message:
+        """The message a carrier knows by this id (delivery reports)."""
+
+    @abc.abstractmethod
+    async def postback_target(self, account_id: str, service_id: str | None) -> str | None:
+        """Where an account's postbacks go: the campaign's URL, else the account's, else None."""
+
+    @abc.abstractmethod
+    async def reserve_sends(self, carrier: str, limit: int, window: float, want: int) -> tuple[int, float]:
+        """Take up to ``want`` of the ``limit`` sends a carrier may have in any ``window`` seconds, across
+        every process. Returns how many were granted, and when none was, the seconds until one frees."""
+
+    @abc.abstractmethod
+    async def get_value(self, name: str) -> str | None:
+        """A gateway-wide value (such as the public URL a running gateway announced)."""
+
+    @abc.abstractmethod
+    async def set_value(self, name: str, value: str) -> None: ...
+
+    # postback outbox ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def claim_postbacks(
+        self, owner: str, *, limit: int, lease_seconds: float, skip_accounts: Sequence[str] = ()
+    ) -> list[PostbackDelivery]:
+        """Lease due postbacks, oldest first, never one whose message has an earlier postback still
+        pending (a message's postbacks arrive in order), and none of ``skip_accounts``."""
+
+    @abc.abstractmethod
+    async def postback_done(self, postback_id: int, owner: str, *, delivered: bool, error: str | None) -> bool:
+        """End a postback: delivered, or given up after its last attempt."""
+
+    @abc.abstractmethod
+    async def postback_retry(self, postback_id: int, owner: str, *, run_at: datetime, error: str) -> bool: ...
+
+    @abc.abstractmethod
+    async def list_postbacks(self, subject_id: str) -> list[tuple[str, str, str, int]]:
+        """A subject's postbacks, oldest first: (event id, code, state, attempts)."""
+
+    # sandbox carrier ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def set_handset(self, handset: Handset) -> None: ...
+
+    @abc.abstractmethod
+    async def get_handset(self, number: str) -> Handset:
+        """The handset's settings; a number never configured delivers at once."""
+
+    @abc.abstractmethod
+    async def sandbox_submit(self, submission: SandboxSubmission) -> SandboxSubmission:
+        """Record what the sandbox received, with its report job when one is due; a repeated submission
+        id is counted (``calls``) and the first record returned."""
+
+    @abc.abstractmethod
+    async def sandbox_submission(self, key: str) -> SandboxSubmission | None:
+        """A submission by its submission id or by the carrier message id."""
+
+    @abc.abstractmethod
+    async def sandbox_deliver(self, number: str, carrier_message_id: str, mms: str) -> None:
+        """Put a delivered MMS in the handset's inbox (once)."""
+
+    @abc.abstractmethod
+    async def sandbox_inbox(self, number: str, limit: int = 100) -> list[tuple[str, str, datetime]]:
+        """A handset's inbox, newest first: (carrier message id, MMS JSON, delivered at)."""
+
+    # inbound --------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def number_owner(self, number: str) -> SenderNumber | None: ...
+
+    @abc.abstractmethod
+    async def receive_inbound(self, inbound: Inbound, postback: Outgoing | None) -> None:
+        """Store an inbound MMS with its parts and its N401 postback, together."""
+
+    @abc.abstractmethod
+    async def find_inbound(self, token: str) -> Inbound:
+        """An inbound MMS (with its parts) by the token of its content URLs."""

@@ -12,15 +12,17 @@ from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
-class GroupCommitter(Generic[T]):
-    """Batches items for ``flush`` (which commits a list of items in one transaction)."""
+class GroupCommitter(Generic[T, R]):
+    """Batches items for ``flush``, which commits a list of items in one transaction and returns one
+    result per item."""
 
-    def __init__(self, flush: Callable[[list[T]], Awaitable[None]], max_batch: int = 512) -> None:
+    def __init__(self, flush: Callable[[list[T]], Awaitable[list[R]]], max_batch: int = 512) -> None:
         self._flush = flush
         self._max_batch = max_batch
-        self._pending: list[tuple[T, asyncio.Future[None]]] = []
+        self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -28,14 +30,14 @@ class GroupCommitter(Generic[T]):
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="group-commit")
 
-    async def submit(self, item: T) -> None:
-        """Return once ``item`` is committed; raise its error if it could not be."""
+    async def submit(self, item: T) -> R:
+        """Return ``item``'s result once it is committed; raise its error if it could not be."""
         if self._task is None or self._closing:
             raise RuntimeError("group committer is not running")
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
         self._wakeup.set()
-        await future
+        return await future
 
     async def close(self) -> None:
         """Commit everything already submitted, then stop."""
@@ -56,9 +58,9 @@ class GroupCommitter(Generic[T]):
             if self._closing:
                 return
 
-    async def _commit(self, batch: list[tuple[T, asyncio.Future[None]]]) -> None:
+    async def _commit(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         try:
-            await self._flush([item for item, _ in batch])
+            results = await self._flush([item for item, _ in batch])
         except Exception as exc:
             if len(batch) == 1:
                 if not batch[0][1].done():
@@ -67,16 +69,16 @@ class GroupCommitter(Generic[T]):
             for item, future in batch:
                 await self._commit_alone(item, future)
             return
-        for _, future in batch:
+        for (_, future), result in zip(batch, results, strict=True):
             if not future.done():
-                future.set_result(None)
+                future.set_result(result)
 
-    async def _commit_alone(self, item: T, future: asyncio.Future[None]) -> None:
+    async def _commit_alone(self, item: T, future: asyncio.Future[R]) -> None:
         try:
-            await self._flush([item])
+            results = await self._flush([item])
         except Exception as exc:
             if not future.done():
                 future.set_exception(exc)
         else:
             if not future.done():
-                future.set_result(None)
+                future.set_result(results[0])

@@ -15,7 +15,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from mmsgate.errors import Conflict, NotFound, StoreError, StoreUnavailable
 from mmsgate.store.migrate import apply_migrations
-from mmsgate.store.sql import Params, Row, SqlStore, Statement
+from mmsgate.store.sql import Params, Row, Statement, Unit
+from mmsgate.store.sql_delivery import DeliverySql
 
 
 def _pg(sql: str) -> str:
@@ -41,10 +42,11 @@ def _translate(exc: psycopg.Error) -> StoreError:
     return StoreUnavailable(f"PostgreSQL: {exc}")
 
 
-class PostgresStore(SqlStore):
+class PostgresStore(DeliverySql):
     """The store for deployments that scale across processes and machines."""
 
     skip_locked = " FOR UPDATE SKIP LOCKED"
+    now_sql = "EXTRACT(EPOCH FROM clock_timestamp())::float8"
 
     def __init__(self, url: str, *, pool_size: int = 8, group_commit_max: int = 512) -> None:
         super().__init__(group_commit_max=group_commit_max)
@@ -111,3 +113,20 @@ class PostgresStore(SqlStore):
                             await loader.write_row(row)
         except psycopg.Error as exc:
             raise _translate(exc) from exc
+
+    async def _apply_units(self, units: Sequence[Unit]) -> list[bool]:
+        applied: list[bool] = []
+        try:
+            async with self._require_pool().connection() as conn, conn.transaction():
+                for guard, then in units:
+                    if guard is not None:
+                        cur = await conn.execute(_pg(guard[0]), guard[1])
+                        if not await cur.fetchall():
+                            applied.append(False)
+                            continue
+                    for sql, params in then:
+                        await conn.execute(_pg(sql), params)
+                    applied.append(True)
+        except psycopg.Error as exc:
+            raise _translate(exc) from exc
+        return applied

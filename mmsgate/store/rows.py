@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -15,6 +15,7 @@ from mmsgate.core.model import (
     Job,
     MediaKind,
     Message,
+    Outgoing,
     Part,
     Sending,
     Slide,
@@ -26,6 +27,14 @@ Row = tuple[Any, ...]
 Params = Sequence[Any]
 Statement = tuple[str, Params]
 
+
+class Unit(NamedTuple):
+    """A guarded change: ``then`` runs only if ``guard`` (an UPDATE ... RETURNING) returns a row."""
+
+    guard: Statement | None
+    then: Sequence[Statement]
+
+
 ACCOUNT_COLUMNS = "id, name, disabled, transcoding, postback_url, postback_secret, rate_limit, created_at"
 KEY_COLUMNS = "id, account_id, prefix, revoked, created_at"
 SENDING_COLUMNS = (
@@ -36,11 +45,12 @@ MESSAGE_COLUMNS = (
     "tracking_id, account_id, service_id, to_number, from_number, from_mask, expires_at, cache_content, "
     f"{SENDING_COLUMNS}, mms_id, state, created_at"
 )
+MESSAGE_READ_COLUMNS = f"{MESSAGE_COLUMNS}, carrier, carrier_message_id"
 TEMPLATE_COLUMNS = f"mms_id, tracking_id, account_id, name, {SENDING_COLUMNS}, state, created_at"
 PART_COLUMNS = (
     "owner_id, position, slide, kind, content_type, size, sha256, source_url, width, height, duration, adapted"
 )
-JOB_COLUMNS = "id, kind, ref, account_id, attempts, run_at, lease_owner, lease_until"
+JOB_COLUMNS = "id, kind, ref, account_id, attempts, run_at, lease_owner, lease_until, deadline"
 
 _slides_encoder = msgspec.json.Encoder()
 _slides_decoder = msgspec.json.Decoder(list[dict[str, Any]])
@@ -106,6 +116,8 @@ def message_row(row: Row) -> Message:
         mms_id=row[15],
         state=MessageState(row[16]),
         created_at=from_epoch(row[17]),
+        carrier=row[18] if len(row) > 18 else None,
+        carrier_message_id=row[19] if len(row) > 19 else None,
     )
 
 
@@ -171,12 +183,51 @@ def job_row(row: Row) -> Job:
         run_at=from_epoch(row[5]),
         lease_owner=row[6],
         lease_until=from_epoch(row[7]) if row[7] is not None else None,
+        deadline=from_epoch(row[8]) if row[8] is not None else None,
     )
 
 
-def job_statement(kind: JobKind, ref: str, account_id: str, run_at: float) -> Statement:
+def job_statement(kind: JobKind, ref: str, account_id: str, run_at: float, deadline: float | None = None) -> Statement:
     return (
-        "INSERT INTO jobs (kind, ref, account_id, state, attempts, run_at, created_at, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (kind.value, ref, account_id, "queued", 0, run_at, run_at, run_at),
+        "INSERT INTO jobs (kind, ref, account_id, state, attempts, run_at, deadline, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (kind.value, ref, account_id, "queued", 0, run_at, deadline, run_at, run_at),
     )
+
+
+def event_statement(table: str, key: str, subject_id: str, event: tuple[str | None, str, str], now: float) -> Statement:
+    """Record an event of a message or template (its account taken from the row)."""
+    code, status, details = event
+    return (
+        "INSERT INTO events (subject_id, account_id, code, status, details, created_at) "
+        f"SELECT {key}, account_id, ?, ?, ?, ? FROM {table} WHERE {key} = ?",
+        (code, status, details, now, subject_id),
+    )
+
+
+POSTBACK_COLUMNS = "id, event_id, account_id, subject_id, url, body, attempts"
+
+
+def outbox_statements(postback: Outgoing | None, now: float) -> list[Statement]:
+    """Put a postback in the outbox (nothing when there is none to send)."""
+    if postback is None:
+        return []
+    return [
+        (
+            "INSERT INTO postbacks (event_id, account_id, subject_id, code, url, body, state, attempts, run_at, "
+            "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                postback.event_id,
+                postback.account_id,
+                postback.subject_id,
+                postback.code,
+                postback.url,
+                postback.body,
+                "queued",
+                0,
+                now,
+                now,
+                now,
+            ),
+        )
+    ]

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from mmsgate.core import lifecycle
 from mmsgate.core.codes import EventCode, JobKind, MessageState, TemplateState
 from mmsgate.core.model import (
     Account,
@@ -25,8 +26,10 @@ from mmsgate.core.model import (
     Job,
     Message,
     NumberKind,
+    Outgoing,
     Part,
     SenderNumber,
+    Step,
     Template,
     from_epoch,
 )
@@ -38,24 +41,28 @@ from mmsgate.store.rows import (
     JOB_COLUMNS,
     KEY_COLUMNS,
     MESSAGE_COLUMNS,
+    MESSAGE_READ_COLUMNS,
     PART_COLUMNS,
     TEMPLATE_COLUMNS,
     Params,
     Row,
     Statement,
+    Unit,
     account_row,
+    event_statement,
     hash_key,
     job_row,
     job_statement,
     key_row,
     message_row,
+    outbox_statements,
     part_row,
     part_statements,
     sending_params,
     template_row,
 )
 
-__all__ = ["Params", "Row", "SqlStore", "Statement"]
+__all__ = ["Params", "Row", "SqlStore", "Statement", "Unit"]
 
 
 class SqlStore(Store):
@@ -64,9 +71,13 @@ class SqlStore(Store):
     #: appended to the claim query's row selection to lock rows without waiting (PostgreSQL)
     skip_locked = ""
 
+    #: the database's clock, in seconds since the epoch, as an SQL expression
+    now_sql = ""
+
     def __init__(self, *, group_commit_max: int = 512) -> None:
         self._group_commit_max = group_commit_max
-        self._committer: GroupCommitter[list[Statement]] | None = None
+        self._committer: GroupCommitter[list[Statement], None] | None = None
+        self._units: GroupCommitter[Unit, bool] | None = None
 
     # primitives -------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -81,26 +92,42 @@ class SqlStore(Store):
     async def _write_many(self, batches: Sequence[tuple[str, list[Params]]]) -> None:
         """Run each statement once per parameter set, all in one transaction."""
 
+    @abc.abstractmethod
+    async def _apply_units(self, units: Sequence[Unit]) -> list[bool]:
+        """Run the units in one transaction: each one's statements run only if its guard returns a row."""
+
     async def _start_group_commit(self) -> None:
         self._committer = GroupCommitter(self._flush_group, self._group_commit_max)
         self._committer.start()
+        self._units = GroupCommitter(self._apply_units, self._group_commit_max)
+        self._units.start()
 
     async def _stop_group_commit(self) -> None:
         if self._committer is not None:
             await self._committer.close()
             self._committer = None
+        if self._units is not None:
+            await self._units.close()
+            self._units = None
 
-    async def _flush_group(self, items: list[list[Statement]]) -> None:
+    async def _flush_group(self, items: list[list[Statement]]) -> list[None]:
         grouped: dict[str, list[Params]] = {}
         for statements in items:
             for sql, params in statements:
                 grouped.setdefault(sql, []).append(params)
         await self._write_many(list(grouped.items()))
+        return [None] * len(items)
 
     async def _group(self, statements: list[Statement]) -> None:
         if self._committer is None:
             raise RuntimeError("store is not open")
         await self._committer.submit(statements)
+
+    async def _unit(self, guard: Statement | None, *then: Statement) -> bool:
+        """Commit a guarded change together with concurrent ones; True if its guard held."""
+        if self._units is None:
+            raise RuntimeError("store is not open")
+        return await self._units.submit(Unit(guard, then))
 
     async def _one(self, sql: str, params: Params, what: str) -> Row:
         rows = await self._read(sql, params)
@@ -359,7 +386,9 @@ class SqlStore(Store):
                         now,
                     ),
                 ),
-                job_statement(JobKind.DELIVER, message.tracking_id, message.account_id, now),
+                job_statement(
+                    JobKind.DELIVER, message.tracking_id, message.account_id, now, message.expires_at.timestamp()
+                ),
             ]
         )
 
@@ -387,7 +416,7 @@ class SqlStore(Store):
 
     async def get_message(self, account_id: str, tracking_id: str) -> Message:
         row = await self._one(
-            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE tracking_id = ? AND account_id = ?",
+            f"SELECT {MESSAGE_READ_COLUMNS} FROM messages WHERE tracking_id = ? AND account_id = ?",
             (tracking_id, account_id),
             f"no message {tracking_id}",
         )
@@ -401,23 +430,20 @@ class SqlStore(Store):
         )
         return template_row(row)
 
-    async def set_template_state(self, mms_id: str, state: TemplateState, *, code: str | None, details: str) -> None:
+    async def set_template_state(
+        self, mms_id: str, state: TemplateState, *, code: str | None, details: str, postback: Outgoing | None = None
+    ) -> None:
         now = time.time()
         status = EventCode(code).status if code else state.value.capitalize()
-        rows = await self._write(
-            [
-                (
-                    "UPDATE templates SET state = ?, updated_at = ? WHERE mms_id = ? RETURNING mms_id",
-                    (state.value, now, mms_id),
-                ),
-                (
-                    "INSERT INTO events (subject_id, account_id, code, status, details, created_at) "
-                    "SELECT mms_id, account_id, ?, ?, ?, ? FROM templates WHERE mms_id = ?",
-                    (code, status, details, now, mms_id),
-                ),
-            ]
+        applied = await self._unit(
+            (
+                "UPDATE templates SET state = ?, updated_at = ? WHERE mms_id = ? RETURNING mms_id",
+                (state.value, now, mms_id),
+            ),
+            event_statement("templates", "mms_id", mms_id, (code, status, details), now),
+            *outbox_statements(postback, now),
         )
-        if not rows[0]:
+        if not applied:
             raise NotFound(f"no template {mms_id}")
 
     async def list_events(self, subject_id: str) -> list[Event]:
@@ -442,7 +468,7 @@ class SqlStore(Store):
     # media outcomes ---------------------------------------------------------------------------
     async def find_message(self, tracking_id: str) -> Message:
         row = await self._one(
-            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE tracking_id = ?",
+            f"SELECT {MESSAGE_READ_COLUMNS} FROM messages WHERE tracking_id = ?",
             (tracking_id,),
             f"no message {tracking_id}",
         )
@@ -454,60 +480,75 @@ class SqlStore(Store):
         )
         return template_row(row)
 
-    async def _move(
-        self,
-        table: str,
-        key: str,
-        subject_id: str,
-        state: str,
-        event: tuple[str | None, str, str],
-        extra: list[Statement],
-    ) -> None:
-        now = time.time()
-        code, status, details = event
-        rows = await self._write(
-            [
-                ("DELETE FROM parts WHERE owner_id = ?", (subject_id,)),
-                *extra,
-                (
-                    f"UPDATE {table} SET state = ?, updated_at = ? WHERE {key} = ? RETURNING account_id",
-                    (state, now, subject_id),
-                ),
-                (
-                    "INSERT INTO events (subject_id, account_id, code, status, details, created_at) "
-                    f"SELECT {key}, account_id, ?, ?, ?, ? FROM {table} WHERE {key} = ?",
-                    (code, status, details, now, subject_id),
-                ),
-            ]
-        )
-        if not rows[1 + len(extra)]:
-            raise NotFound(f"no {table[:-1]} {subject_id}")
-
     async def media_ready(
-        self, tracking_id: str, parts: Sequence[Part], *, code: str | None, status: str, details: str
-    ) -> None:
-        await self._move(
-            "messages",
-            "tracking_id",
-            tracking_id,
-            MessageState.MEDIA_READY.value,
-            (code, status, details),
-            part_statements(parts),
+        self,
+        tracking_id: str,
+        parts: Sequence[Part],
+        *,
+        code: str | None,
+        status: str,
+        details: str,
+        postback: Outgoing | None = None,
+    ) -> bool:
+        now = time.time()
+        return await self._unit(
+            (
+                "UPDATE messages SET state = ?, updated_at = ? WHERE tracking_id = ? AND state = ? "
+                "RETURNING tracking_id",
+                (MessageState.MEDIA_READY.value, now, tracking_id, MessageState.ACCEPTED.value),
+            ),
+            ("DELETE FROM parts WHERE owner_id = ?", (tracking_id,)),
+            *part_statements(parts),
+            event_statement("messages", "tracking_id", tracking_id, (code, status, details), now),
+            *outbox_statements(postback, now),
         )
 
-    async def template_ready(self, mms_id: str, parts: Sequence[Part], *, details: str) -> None:
+    async def template_ready(
+        self, mms_id: str, parts: Sequence[Part], *, details: str, postback: Outgoing | None = None
+    ) -> bool:
+        now = time.time()
         code = EventCode.TEMPLATE_READY
-        await self._move(
-            "templates",
-            "mms_id",
-            mms_id,
-            TemplateState.READY.value,
-            (code.value, code.status, details),
-            part_statements(parts),
+        return await self._unit(
+            (
+                "UPDATE templates SET state = ?, updated_at = ? WHERE mms_id = ? AND state = ? RETURNING mms_id",
+                (TemplateState.READY.value, now, mms_id, TemplateState.PROCESSING.value),
+            ),
+            ("DELETE FROM parts WHERE owner_id = ?", (mms_id,)),
+            *part_statements(parts),
+            event_statement("templates", "mms_id", mms_id, (code.value, code.status, details), now),
+            *outbox_statements(postback, now),
         )
 
-    async def fail_message(self, tracking_id: str, *, code: str, status: str, details: str) -> None:
-        await self._move("messages", "tracking_id", tracking_id, MessageState.FAILED.value, (code, status, details), [])
+    async def advance(self, step: Step) -> bool:
+        now = time.time()
+        origins = lifecycle.sources(step.target)
+        then: list[Statement] = [
+            event_statement("messages", "tracking_id", step.tracking_id, (step.code, step.status, step.details), now),
+            *outbox_statements(step.postback, now),
+        ]
+        if step.close_job:
+            then.append(
+                (
+                    "UPDATE jobs SET state = 'done', updated_at = ? WHERE kind = ? AND ref = ? AND state = 'queued'",
+                    (now, JobKind.DELIVER.value, step.tracking_id),
+                )
+            )
+        return await self._unit(
+            (
+                "UPDATE messages SET state = ?, updated_at = ?, carrier = COALESCE(?, carrier), "
+                "carrier_message_id = COALESCE(?, carrier_message_id) "
+                f"WHERE tracking_id = ? AND state IN ({', '.join('?' for _ in origins)}) RETURNING tracking_id",
+                (
+                    step.target.value,
+                    now,
+                    step.carrier,
+                    step.carrier_message_id,
+                    step.tracking_id,
+                    *(o.value for o in origins),
+                ),
+            ),
+            *then,
+        )
 
     async def list_parts(self, owner_id: str) -> list[Part]:
         rows = await self._read(f"SELECT {PART_COLUMNS} FROM parts WHERE owner_id = ? ORDER BY position", (owner_id,))
@@ -553,26 +594,20 @@ class SqlStore(Store):
         return bool(rows[0])
 
     async def finish_job(self, job_id: int, owner: str) -> bool:
-        rows = await self._write(
-            [
-                (
-                    "UPDATE jobs SET state = 'done', lease_owner = NULL, lease_until = NULL, updated_at = ? "
-                    "WHERE id = ? AND lease_owner = ? AND state = 'running' RETURNING id",
-                    (time.time(), job_id, owner),
-                )
-            ]
+        return await self._unit(
+            (
+                "UPDATE jobs SET state = 'done', lease_owner = NULL, lease_until = NULL, updated_at = ? "
+                "WHERE id = ? AND lease_owner = ? AND state = 'running' RETURNING id",
+                (time.time(), job_id, owner),
+            )
         )
-        return bool(rows[0])
 
-    async def retry_job(self, job_id: int, owner: str, *, run_at: datetime, error: str) -> bool:
-        rows = await self._write(
-            [
-                (
-                    "UPDATE jobs SET state = 'queued', run_at = ?, lease_owner = NULL, lease_until = NULL, "
-                    "last_error = ?, updated_at = ? WHERE id = ? AND lease_owner = ? AND state = 'running' "
-                    "RETURNING id",
-                    (run_at.timestamp(), error, time.time(), job_id, owner),
-                )
-            ]
+    async def retry_job(self, job_id: int, owner: str, *, run_at: datetime, error: str | None) -> bool:
+        return await self._unit(
+            (
+                "UPDATE jobs SET state = 'queued', run_at = ?, lease_owner = NULL, lease_until = NULL, "
+                "last_error = COALESCE(?, last_error), updated_at = ? "
+                "WHERE id = ? AND lease_owner = ? AND state = 'running' RETURNING id",
+                (run_at.timestamp(), error, time.time(), job_id, owner),
+            )
         )
-        return bool(rows[0])

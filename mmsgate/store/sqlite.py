@@ -17,7 +17,8 @@ from typing import TypeVar
 
 from mmsgate.errors import Conflict, NotFound, StoreError, StoreUnavailable
 from mmsgate.store.migrate import apply_migrations
-from mmsgate.store.sql import Params, Row, SqlStore, Statement
+from mmsgate.store.sql import Params, Row, Statement, Unit
+from mmsgate.store.sql_delivery import DeliverySql
 
 T = TypeVar("T")
 
@@ -37,8 +38,10 @@ def _translate(exc: sqlite3.Error) -> StoreError:
     return StoreUnavailable(f"SQLite: {exc}")
 
 
-class SqliteStore(SqlStore):
+class SqliteStore(DeliverySql):
     """The embedded default store."""
+
+    now_sql = "((julianday('now') - 2440587.5) * 86400.0)"
 
     def __init__(self, path: Path, *, synchronous: str = "FULL", group_commit_max: int = 512) -> None:
         super().__init__(group_commit_max=group_commit_max)
@@ -127,3 +130,17 @@ class SqliteStore(SqlStore):
                 conn.executemany(sql, rows)
 
         await self._transaction(body)
+
+    async def _apply_units(self, units: Sequence[Unit]) -> list[bool]:
+        def body(conn: sqlite3.Connection) -> list[bool]:
+            applied: list[bool] = []
+            for guard, then in units:
+                if guard is not None and not conn.execute(*guard).fetchall():
+                    applied.append(False)
+                    continue
+                for sql, params in then:
+                    conn.execute(sql, params)
+                applied.append(True)
+            return applied
+
+        return await self._transaction(body)

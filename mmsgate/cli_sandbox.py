@@ -1,0 +1,110 @@
+"""``mmsgate sandbox``: the sandbox carrier's virtual handsets from the command line.
+
+Works while ``serve`` runs (the store is shared): set how a handset behaves, read its inbox, and send
+an MMS from it to one of an account's numbers.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from pathlib import Path
+
+import click
+import filetype
+
+from mmsgate.carriers.base import InboundFile
+from mmsgate.carriers.sandbox import Outgoing, send_from_handset
+from mmsgate.cli import _emit, _number, _settings, main, store_options, with_store
+from mmsgate.core.model import Behaviour, Handset
+from mmsgate.store.base import Store
+from mmsgate.web.sandbox import inbox_entry
+
+
+@main.group()
+def sandbox() -> None:
+    """Virtual handsets of the sandbox carrier: behaviour, inbox, send."""
+
+
+@sandbox.command("handset")
+@click.argument("value", metavar="NUMBER")
+@click.option(
+    "--behaviour",
+    type=click.Choice([b.value for b in Behaviour]),
+    default=None,
+    help="how the handset treats an MMS (without it: show the current one)",
+)
+@click.option("--delay", type=click.FloatRange(0, 86400), default=None, help="seconds before the report")
+@store_options
+@with_store
+async def handset(store: Store, value: str, behaviour: str | None, delay: float | None, as_json: bool) -> None:
+    """Show or set how the handset NUMBER behaves (a number never set delivers at once)."""
+    number = _number(value)
+    current = await store.get_handset(number)
+    if behaviour is not None or delay is not None:
+        current = Handset(
+            number,
+            Behaviour(behaviour) if behaviour is not None else current.behaviour,
+            delay if delay is not None else current.delay,
+        )
+        await store.set_handset(current)
+    data = {"number": number, "behaviour": current.behaviour.value, "delay": current.delay}
+    _emit(as_json, data, f"{number}: {current.behaviour.value}, delay {current.delay:g} s")
+
+
+@sandbox.command("inbox")
+@click.argument("value", metavar="NUMBER")
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
+@store_options
+@with_store
+async def inbox(store: Store, value: str, limit: int, as_json: bool) -> None:
+    """What the handset NUMBER received, newest first, with every part."""
+    number = _number(value)
+    messages = [inbox_entry(*row) for row in await store.sandbox_inbox(number, limit)]
+    lines = []
+    for m in messages:
+        texts = " / ".join(p["text"] for p in m["parts"] if "text" in p)
+        media = ", ".join(p["content-type"] for p in m["parts"] if "text" not in p)
+        lines.append(f"{m['delivered']}  from {m['from']}  {m['subject'] or ''!s}  {texts}  [{media}]")
+    _emit(as_json, {"number": number, "messages": messages}, "\n".join(lines) or "inbox is empty")
+
+
+def _content_type(path: Path, data: bytes) -> str:
+    kind = filetype.guess(data)
+    if kind is not None:
+        return str(kind.mime)
+    guessed, _ = mimetypes.guess_type(path.name)
+    return guessed or "application/octet-stream"
+
+
+@sandbox.command("send")
+@click.option("--from", "sender", required=True, help="the handset's number")
+@click.option("--to", "to", required=True, help="one of an account's numbers")
+@click.option("--subject", default=None)
+@click.option("--text", default=None)
+@click.option("--file", "files", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--copy-to", "copy_to", multiple=True, help="other recipients of a group MMS")
+@store_options
+@with_store
+async def send(
+    store: Store,
+    sender: str,
+    to: str,
+    subject: str | None,
+    text: str | None,
+    files: tuple[Path, ...],
+    copy_to: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Send an MMS from a handset to an account's number (the account gets the N401 postback)."""
+    from mmsgate.runtime import build_inbound
+
+    settings = _settings(click.get_current_context())
+    parts = []
+    for path in files:
+        data = path.read_bytes()
+        parts.append(InboundFile(_content_type(path, data), data, path.name))
+    tracking_id = await send_from_handset(
+        build_inbound(settings, store),
+        Outgoing(_number(sender), _number(to), subject, text, tuple(parts), tuple(_number(n) for n in copy_to)),
+    )
+    _emit(as_json, {"tracking-id": tracking_id}, f"sent: tracking-id {tracking_id}")

@@ -1,0 +1,217 @@
+"""The delivery engine: a message's ``deliver`` job, from accepted to a final state, and the reports
+that carriers send back.
+
+One job carries a message through its whole life (see :mod:`mmsgate.core.lifecycle`): it prepares the
+media, composes the MMS, records ``submitting``, submits (within the carrier's throughput limit),
+records ``submitted`` (N101) and then waits in the job table until the message's expiry. A delivery
+report ends the message (N102 / E102) and the waiting job with it; if none comes, the job wakes at the
+expiry and ends the message N103. Every step is a compare-and-set in the store, so a step repeated
+after a crash or by a second worker changes nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from datetime import datetime
+
+from mmsgate.carriers.base import Carrier, DeliveryReport, ReportStatus, SubmitResult
+from mmsgate.core import lifecycle
+from mmsgate.core.codes import EventCode, MessageState
+from mmsgate.core.compose import Mms, compose
+from mmsgate.core.model import Job, Message, Step, iso, utcnow
+from mmsgate.delivery.throttle import SendLimiter
+from mmsgate.errors import CarrierError, CarrierRejected, MediaError, NotFound, NotYet
+from mmsgate.jobs.pipeline import message_failure
+from mmsgate.media.stage import MediaStage
+from mmsgate.postbacks.events import PostbackBuilder
+from mmsgate.store.base import Store
+
+log = logging.getLogger("mmsgate.delivery")
+
+S = MessageState
+
+_REPORTED: dict[ReportStatus, tuple[MessageState, EventCode]] = {
+    ReportStatus.DELIVERED: (S.DELIVERED, EventCode.DELIVERED),
+    ReportStatus.REJECTED: (S.REJECTED, EventCode.REJECTED),
+    ReportStatus.EXPIRED: (S.EXPIRED, EventCode.EXPIRED),
+    ReportStatus.FAILED: (S.FAILED, EventCode.FAILED),
+}
+
+
+class Delivery:
+    """Handler of ``deliver`` jobs, and the core's receiver of delivery reports."""
+
+    def __init__(
+        self,
+        store: Store,
+        stage: MediaStage,
+        carrier: Carrier,
+        postbacks: PostbackBuilder,
+        limiter: SendLimiter | None = None,
+    ) -> None:
+        self.store = store
+        self.stage = stage
+        self.carrier = carrier
+        self.postbacks = postbacks
+        self.limiter = limiter
+
+    # the job ----------------------------------------------------------------------------------
+    async def run(self, job: Job) -> datetime | None:
+        message = await self.store.find_message(job.ref)
+        if lifecycle.is_final(message.state):
+            return None
+        if utcnow() >= message.expires_at:
+            await self._expire(message)
+            return None
+        if message.state is S.ACCEPTED:
+            await self._prepare(message)
+            message = await self.store.find_message(job.ref)
+        if message.state in (S.MEDIA_READY, S.SUBMITTING):
+            await self._submit(message)
+        return message.expires_at  # wait for the report; the job ends the message N103 if none comes
+
+    async def give_up(self, job: Job, error: Exception) -> None:
+        """The job will not be tried again: end the message with the failure that stopped it."""
+        try:
+            message = await self.store.find_message(job.ref)
+        except NotFound:
+            log.warning("job %s: message %s is gone", job.id, job.ref)
+            return
+        if isinstance(error, MediaError):
+            code, details = message_failure(error)
+        elif isinstance(error, CarrierError):
+            code, details = EventCode.FAILED, f"carrier {self.carrier.name}: {error}"
+        else:
+            code, details = EventCode.QUEUE_ERROR, f"{type(error).__name__}: {error}"
+        await self._step(message, S.FAILED, code, details)
+
+    # steps ------------------------------------------------------------------------------------
+    async def _prepare(self, message: Message) -> None:
+        if message.mms_id is not None:
+            parts = await self.store.list_parts(message.mms_id)
+            copies = [dataclasses.replace(p, owner_id=message.tracking_id) for p in parts]
+            await self.store.media_ready(
+                message.tracking_id,
+                copies,
+                code=None,
+                status="Media ready",
+                details=f"content of template {message.mms_id}",
+            )
+            return
+        account = await self.store.get_account(message.account_id)
+        prepared = await self.stage.prepare(
+            message.tracking_id,
+            message.sending.slides,
+            adapt_images=account.transcoding,
+            transcode_av=False,
+            use_cache=message.cache_content,
+        )
+        if prepared.adapted:
+            code = EventCode.TRANSCODED_SENT
+            details = "content was adapted to the carrier profile"
+            await self.store.media_ready(
+                message.tracking_id,
+                prepared.parts,
+                code=code.value,
+                status=code.status,
+                details=details,
+                postback=await self.postbacks.for_message(message, code, details),
+            )
+        else:
+            await self.store.media_ready(
+                message.tracking_id, prepared.parts, code=None, status="Media ready", details="content checked"
+            )
+
+    async def _submit(self, message: Message) -> None:
+        mms = compose(message, await self.store.list_parts(message.tracking_id))
+        result: SubmitResult | None = None
+        if message.state is S.SUBMITTING:
+            # the previous attempt stopped between the call and its record: ask before sending again
+            result = await self.carrier.reconcile(mms)
+            if result is not None:
+                log.info("message %s: reconciled with %s as %s", message.tracking_id, self.carrier.name, result)
+        elif not await self.store.advance(
+            Step(
+                message.tracking_id,
+                S.SUBMITTING,
+                None,
+                "Submitting",
+                f"to carrier {self.carrier.name}",
+                carrier=self.carrier.name,
+            )
+        ):
+            raise NotYet(f"message {message.tracking_id} changed while being submitted")
+        if result is None:
+            result = await self._call_carrier(message, mms)
+            if result is None:
+                return
+        details = f"submitted to carrier {self.carrier.name} as {result.carrier_message_id}"
+        await self._step(
+            message,
+            S.SUBMITTED,
+            EventCode.SENT,
+            details,
+            carrier_message_id=result.carrier_message_id,
+        )
+
+    async def _call_carrier(self, message: Message, mms: Mms) -> SubmitResult | None:
+        if self.limiter is not None:
+            await self.limiter.acquire()
+        try:
+            return await self.carrier.submit(mms)
+        except CarrierRejected as exc:
+            # fallback to SMS hooks in here for `not_mms`; without it the message ends rejected
+            await self._step(message, S.REJECTED, EventCode.REJECTED, f"carrier {self.carrier.name}: {exc}")
+            return None
+        except CarrierError as exc:
+            if exc.definite:  # not taken: the next attempt submits afresh instead of reconciling
+                await self.store.advance(
+                    Step(message.tracking_id, S.MEDIA_READY, None, "Not taken", f"carrier {self.carrier.name}: {exc}")
+                )
+            raise
+
+    async def _expire(self, message: Message) -> None:
+        details = f"not delivered by the expiry time {iso(message.expires_at)}"
+        await self._step(message, S.EXPIRED, EventCode.EXPIRED, details)
+
+    async def _step(
+        self,
+        message: Message,
+        target: MessageState,
+        code: EventCode,
+        details: str,
+        *,
+        carrier_message_id: str | None = None,
+        close_job: bool = False,
+        extra: dict[str, str] | None = None,
+    ) -> bool:
+        return await self.store.advance(
+            Step(
+                message.tracking_id,
+                target,
+                code.value,
+                code.status,
+                details,
+                postback=await self.postbacks.for_message(message, code, details, extra=extra),
+                carrier=self.carrier.name if carrier_message_id else None,
+                carrier_message_id=carrier_message_id,
+                close_job=close_job,
+            )
+        )
+
+    # reports ----------------------------------------------------------------------------------
+    async def report(self, report: DeliveryReport) -> None:
+        """A carrier's delivery report: end the message (and its waiting job) as reported."""
+        try:
+            if report.submission_id is not None:
+                message = await self.store.find_message(report.submission_id)
+            else:
+                message = await self.store.find_by_carrier_id(report.carrier, report.carrier_message_id)
+        except NotFound as exc:
+            # the report may overtake the record of the submit it reports on
+            raise NotYet(f"report for {report.carrier_message_id} before its submit was recorded") from exc
+        if message.state in (S.ACCEPTED, S.MEDIA_READY, S.SUBMITTING):
+            raise NotYet(f"report for {message.tracking_id} before its submit was recorded")
+        target, code = _REPORTED[report.status]
+        await self._step(message, target, code, report.details, close_job=True, extra=report.extra)

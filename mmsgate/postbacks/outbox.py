@@ -1,0 +1,179 @@
+"""Postback delivery from the outbox: signed POSTs, at least once, retried with a fixed interval.
+
+A postback is claimed under a lease, POSTed with its stored body and a fresh signature, and ended
+delivered on any 2xx within the timeout; otherwise it is queued again ``retry_interval`` seconds
+later, and after ``retries`` retries it ends failed. One account's slow or broken receiver holds at
+most ``per_account`` deliveries at a time, so it never delays other accounts' postbacks. A message's
+postbacks are sent in order (the store never hands out one while an earlier one is pending).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from mmsgate import __version__
+from mmsgate.core.model import PostbackDelivery, utcnow
+from mmsgate.errors import NotFound, StoreError
+from mmsgate.media.guard import AddressGuard, BlockedAddress, UnresolvedHost
+from mmsgate.postbacks import SIGNATURE_HEADER, sign
+from mmsgate.store.base import Store
+
+log = logging.getLogger("mmsgate.postbacks")
+
+
+class PostbackSender:
+    """Delivers due postbacks, ``concurrency`` at a time."""
+
+    def __init__(
+        self,
+        store: Store,
+        owner: str,
+        *,
+        guard: AddressGuard,
+        timeout: float = 10.0,
+        retries: int = 5,
+        retry_interval: float = 300.0,
+        concurrency: int = 128,
+        per_account: int = 16,
+        idle_wait: float = 0.5,
+        secret_cache_seconds: float = 1.0,
+    ) -> None:
+        self.store = store
+        self.owner = owner
+        self.guard = guard
+        self.timeout = timeout
+        self.retries = retries
+        self.retry_interval = retry_interval
+        self.concurrency = concurrency
+        self.per_account = per_account
+        self.idle_wait = idle_wait
+        self.secret_cache_seconds = secret_cache_seconds
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout),
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+            follow_redirects=False,
+            headers={"User-Agent": f"mmsgate/{__version__}"},
+        )
+        self._running: dict[asyncio.Task[None], PostbackDelivery] = {}
+        self._per_account: Counter[str] = Counter()
+        self._secrets: dict[str, tuple[float, str | None]] = {}
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            claimed_any = False
+            # claim in slices of at most `per_account`, skipping accounts that hold their share, so a
+            # single account's backlog can never take every slot
+            while (free := min(self.concurrency - len(self._running), self.per_account)) > 0:
+                busy = [a for a, n in self._per_account.items() if n >= self.per_account]
+                try:
+                    claimed = await self.store.claim_postbacks(
+                        self.owner, limit=free, lease_seconds=self.timeout + 30, skip_accounts=busy
+                    )
+                except StoreError as exc:
+                    log.warning("cannot claim postbacks: %s", exc)
+                    break
+                for postback in claimed:
+                    task = asyncio.create_task(self._deliver(postback), name=f"postback-{postback.id}")
+                    self._running[task] = postback
+                    self._per_account[postback.account_id] += 1
+                    task.add_done_callback(self._finished)
+                claimed_any = claimed_any or bool(claimed)
+                if len(claimed) < free:
+                    break
+            if not claimed_any or self.concurrency == len(self._running):
+                await self._idle()
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        postback = self._running.pop(task)
+        self._per_account[postback.account_id] -= 1
+        if self._per_account[postback.account_id] <= 0:
+            del self._per_account[postback.account_id]
+        self._wake.set()  # a slot (maybe an account's share) is free again
+
+    async def _idle(self) -> None:
+        self._wake.clear()
+        waiters: set[asyncio.Future[Any]] = {
+            asyncio.ensure_future(self._wake.wait()),
+            asyncio.ensure_future(self._stopping.wait()),
+        }
+        try:
+            await asyncio.wait(waiters, timeout=self.idle_wait, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def _secret(self, account_id: str) -> str | None:
+        cached = self._secrets.get(account_id)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < self.secret_cache_seconds:
+            return cached[1]
+        try:
+            secret = (await self.store.get_account(account_id)).postback_secret
+        except NotFound:
+            secret = None
+        self._secrets[account_id] = (now, secret)
+        return secret
+
+    async def _post(self, postback: PostbackDelivery) -> str | None:
+        """POST once; None when delivered, else what went wrong."""
+        parts = urlsplit(postback.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return f"not an http(s) URL: {postback.url!r}"
+        try:
+            await self.guard.resolve(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+        except (BlockedAddress, UnresolvedHost) as exc:
+            return str(exc)
+        body = postback.body.encode()
+        headers = {"Content-Type": "application/json"}
+        secret = await self._secret(postback.account_id)
+        if secret:
+            headers[SIGNATURE_HEADER] = sign(secret, body)
+        try:
+            async with asyncio.timeout(self.timeout):
+                response = await self._client.post(postback.url, content=body, headers=headers)
+        except TimeoutError:
+            return f"no answer within {self.timeout:g} s"
+        except httpx.HTTPError as exc:
+            return f"{type(exc).__name__}: {exc}"
+        if 200 <= response.status_code < 300:
+            return None
+        return f"HTTP {response.status_code}"
+
+    async def _deliver(self, postback: PostbackDelivery) -> None:
+        error = await self._post(postback)
+        try:
+            if error is None:
+                await self.store.postback_done(postback.id, self.owner, delivered=True, error=None)
+            elif postback.attempts > self.retries:
+                log.warning("postback %s to %s failed for good: %s", postback.event_id, postback.url, error)
+                await self.store.postback_done(postback.id, self.owner, delivered=False, error=error)
+            else:
+                run_at = utcnow() + timedelta(seconds=self.retry_interval)
+                await self.store.postback_retry(postback.id, self.owner, run_at=run_at, error=error)
+        except StoreError as exc:
+            log.warning("postback %s: outcome not recorded (%s); it will be sent again", postback.event_id, exc)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop claiming; let deliveries in flight finish within ``grace``; the rest are sent again later."""
+        self._stopping.set()
+        if self._running:
+            _, unfinished = await asyncio.wait(list(self._running), timeout=grace)
+            for task in unfinished:
+                task.cancel()
+            with contextlib.suppress(Exception):
+                await asyncio.gather(*unfinished, return_exceptions=True)
+        await self._client.aclose()

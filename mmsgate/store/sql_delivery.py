@@ -1,0 +1,316 @@
+"""The Store's delivery operations: carrier ids, throughput windows, the postback outbox, the sandbox
+carrier's handsets and inboxes, and inbound MMS. Same SQL on both backends, like ``sql.py``."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from datetime import datetime
+
+from mmsgate.core.codes import JobKind
+from mmsgate.core.model import (
+    Behaviour,
+    Handset,
+    Inbound,
+    InboundPart,
+    Message,
+    NumberKind,
+    Outgoing,
+    PostbackDelivery,
+    SandboxSubmission,
+    SenderNumber,
+    from_epoch,
+)
+from mmsgate.errors import Conflict, NotFound
+from mmsgate.store.rows import (
+    MESSAGE_READ_COLUMNS,
+    POSTBACK_COLUMNS,
+    Row,
+    Statement,
+    job_statement,
+    message_row,
+    outbox_statements,
+)
+from mmsgate.store.sql import SqlStore
+
+_SUBMISSION_COLUMNS = "submission_id, carrier_message_id, number, outcome, mms, received_at, calls"
+
+
+def _submission(row: Row, report_at: float | None = None) -> SandboxSubmission:
+    return SandboxSubmission(
+        submission_id=str(row[0]),
+        carrier_message_id=str(row[1]),
+        number=str(row[2]),
+        outcome=Behaviour(row[3]),
+        mms=str(row[4]),
+        received_at=float(row[5]),
+        report_at=report_at,
+        calls=int(row[6]),
+    )
+
+
+class DeliverySql(SqlStore):
+    """Delivery operations over the SQL primitives of :class:`SqlStore`."""
+
+    # delivery ---------------------------------------------------------------------------------
+    async def find_by_carrier_id(self, carrier: str, carrier_message_id: str) -> Message:
+        row = await self._one(
+            f"SELECT {MESSAGE_READ_COLUMNS} FROM messages WHERE carrier = ? AND carrier_message_id = ?",
+            (carrier, carrier_message_id),
+            f"no message known to {carrier} as {carrier_message_id}",
+        )
+        return message_row(row)
+
+    async def postback_target(self, account_id: str, service_id: str | None) -> str | None:
+        if service_id is not None:
+            rows = await self._read("SELECT postback_url FROM campaigns WHERE service_id = ?", (service_id,))
+            if rows and rows[0][0]:
+                return str(rows[0][0])
+        rows = await self._read("SELECT postback_url FROM accounts WHERE id = ?", (account_id,))
+        return str(rows[0][0]) if rows and rows[0][0] else None
+
+    async def reserve_sends(self, carrier: str, limit: int, window: float, want: int) -> tuple[int, float]:
+        # a ring of `limit` slots per carrier, each holding the time of the send that used it last: a
+        # slot is free once that send left the window, so no window ever holds more than `limit` sends
+        rows = await self._read("SELECT COUNT(*) FROM carrier_sends WHERE carrier = ?", (carrier,))
+        if int(rows[0][0]) != limit:
+            await self._write(
+                [
+                    ("DELETE FROM carrier_sends WHERE carrier = ? AND slot >= ?", (carrier, limit)),
+                    *(
+                        (
+                            "INSERT INTO carrier_sends (carrier, slot, at) VALUES (?, ?, 0) "
+                            "ON CONFLICT (carrier, slot) DO NOTHING",
+                            (carrier, slot),
+                        )
+                        for slot in range(limit)
+                    ),
+                ]
+            )
+        now = self.now_sql
+        granted = await self._write(
+            [
+                (
+                    f"UPDATE carrier_sends SET at = {now} WHERE carrier = ? AND slot IN "
+                    f"(SELECT slot FROM carrier_sends WHERE carrier = ? AND at <= {now} - ? "
+                    f"ORDER BY at LIMIT ?{self.skip_locked}) RETURNING slot",
+                    (carrier, carrier, window, want),
+                )
+            ]
+        )
+        if granted[0]:
+            return len(granted[0]), 0.0
+        rows = await self._read(f"SELECT MIN(at) + ? - {now} FROM carrier_sends WHERE carrier = ?", (window, carrier))
+        return 0, max(0.001, float(rows[0][0] or 0.0))
+
+    async def get_value(self, name: str) -> str | None:
+        rows = await self._read("SELECT value FROM gateway_values WHERE name = ?", (name,))
+        return str(rows[0][0]) if rows else None
+
+    async def set_value(self, name: str, value: str) -> None:
+        await self._write(
+            [
+                (
+                    "INSERT INTO gateway_values (name, value) VALUES (?, ?) "
+                    "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    (name, value),
+                )
+            ]
+        )
+
+    # postback outbox --------------------------------------------------------------------------
+    async def claim_postbacks(
+        self, owner: str, *, limit: int, lease_seconds: float, skip_accounts: Sequence[str] = ()
+    ) -> list[PostbackDelivery]:
+        now = time.time()
+        skip = ""
+        if skip_accounts:
+            skip = f" AND account_id NOT IN ({', '.join('?' for _ in skip_accounts)})"
+        rows = await self._write(
+            [
+                (
+                    "WITH due AS (SELECT id FROM postbacks p WHERE ((state = 'queued' AND run_at <= ?) "
+                    f"OR (state = 'running' AND lease_until < ?)){skip} "
+                    "AND NOT EXISTS (SELECT 1 FROM postbacks e WHERE e.subject_id = p.subject_id AND e.id < p.id "
+                    f"AND e.state IN ('queued', 'running')) ORDER BY run_at, id LIMIT ?{self.skip_locked}) "
+                    "UPDATE postbacks SET state = 'running', attempts = attempts + 1, lease_owner = ?, "
+                    "lease_until = ?, updated_at = ? FROM due WHERE postbacks.id = due.id "
+                    f"RETURNING {', '.join('postbacks.' + c.strip() for c in POSTBACK_COLUMNS.split(','))}",
+                    (now, now, *skip_accounts, limit, owner, now + lease_seconds, now),
+                )
+            ]
+        )
+        claimed = [PostbackDelivery(int(r[0]), r[1], r[2], r[3], r[4], r[5], int(r[6])) for r in rows[0]]
+        return sorted(claimed, key=lambda p: p.id)
+
+    async def postback_done(self, postback_id: int, owner: str, *, delivered: bool, error: str | None) -> bool:
+        return await self._unit(
+            (
+                "UPDATE postbacks SET state = ?, lease_owner = NULL, lease_until = NULL, "
+                "last_error = COALESCE(?, last_error), updated_at = ? "
+                "WHERE id = ? AND lease_owner = ? AND state = 'running' RETURNING id",
+                ("delivered" if delivered else "failed", error, time.time(), postback_id, owner),
+            )
+        )
+
+    async def postback_retry(self, postback_id: int, owner: str, *, run_at: datetime, error: str) -> bool:
+        return await self._unit(
+            (
+                "UPDATE postbacks SET state = 'queued', run_at = ?, lease_owner = NULL, lease_until = NULL, "
+                "last_error = ?, updated_at = ? WHERE id = ? AND lease_owner = ? AND state = 'running' RETURNING id",
+                (run_at.timestamp(), error, time.time(), postback_id, owner),
+            )
+        )
+
+    async def list_postbacks(self, subject_id: str) -> list[tuple[str, str, str, int]]:
+        rows = await self._read(
+            "SELECT event_id, code, state, attempts FROM postbacks WHERE subject_id = ? ORDER BY id", (subject_id,)
+        )
+        return [(r[0], r[1], r[2], int(r[3])) for r in rows]
+
+    # sandbox carrier --------------------------------------------------------------------------
+    async def set_handset(self, handset: Handset) -> None:
+        await self._write(
+            [
+                (
+                    "INSERT INTO sandbox_handsets (number, behaviour, delay, updated_at) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (number) DO UPDATE SET behaviour = excluded.behaviour, delay = excluded.delay, "
+                    "updated_at = excluded.updated_at",
+                    (handset.number, handset.behaviour.value, handset.delay, time.time()),
+                )
+            ]
+        )
+
+    async def get_handset(self, number: str) -> Handset:
+        rows = await self._read("SELECT behaviour, delay FROM sandbox_handsets WHERE number = ?", (number,))
+        if not rows:
+            return Handset(number)
+        return Handset(number, Behaviour(rows[0][0]), float(rows[0][1]))
+
+    async def sandbox_submit(self, submission: SandboxSubmission) -> SandboxSubmission:
+        then: list[Statement] = [
+            (
+                f"INSERT INTO sandbox_submissions ({_SUBMISSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 1)",
+                (
+                    submission.submission_id,
+                    submission.carrier_message_id,
+                    submission.number,
+                    submission.outcome.value,
+                    submission.mms,
+                    submission.received_at,
+                ),
+            )
+        ]
+        if submission.report_at is not None:
+            then.append(
+                job_statement(JobKind.SANDBOX_REPORT, submission.carrier_message_id, "sandbox", submission.report_at)
+            )
+        try:
+            await self._unit(None, *then)
+        except Conflict:
+            # the same submission again: count the call, keep the first record (and its report)
+            await self._write(
+                [
+                    (
+                        "UPDATE sandbox_submissions SET calls = calls + 1 WHERE submission_id = ?",
+                        (submission.submission_id,),
+                    )
+                ]
+            )
+            found = await self.sandbox_submission(submission.submission_id)
+            if found is None:  # pragma: no cover - the conflict says it exists
+                raise
+            return found
+        return submission
+
+    async def sandbox_submission(self, key: str) -> SandboxSubmission | None:
+        rows = await self._read(
+            f"SELECT {_SUBMISSION_COLUMNS} FROM sandbox_submissions WHERE submission_id = ? OR carrier_message_id = ?",
+            (key, key),
+        )
+        return _submission(rows[0]) if rows else None
+
+    async def sandbox_deliver(self, number: str, carrier_message_id: str, mms: str) -> None:
+        await self._unit(
+            None,
+            (
+                "INSERT INTO sandbox_inbox (number, carrier_message_id, mms, delivered_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (carrier_message_id) DO NOTHING",
+                (number, carrier_message_id, mms, time.time()),
+            ),
+        )
+
+    async def sandbox_inbox(self, number: str, limit: int = 100) -> list[tuple[str, str, datetime]]:
+        rows = await self._read(
+            "SELECT carrier_message_id, mms, delivered_at FROM sandbox_inbox WHERE number = ? ORDER BY id DESC LIMIT ?",
+            (number, limit),
+        )
+        return [(r[0], r[1], from_epoch(r[2])) for r in rows]
+
+    # inbound ----------------------------------------------------------------------------------
+    async def number_owner(self, number: str) -> SenderNumber | None:
+        rows = await self._read("SELECT number, account_id, kind, service_id FROM numbers WHERE number = ?", (number,))
+        return SenderNumber(rows[0][0], rows[0][1], NumberKind(rows[0][2]), rows[0][3]) if rows else None
+
+    async def receive_inbound(self, inbound: Inbound, postback: Outgoing | None) -> None:
+        now = inbound.created_at.timestamp()
+        await self._unit(
+            None,
+            (
+                "INSERT INTO inbound (id, token, account_id, carrier, sender, recipient, subject, keyword, copy_to, "
+                "expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    inbound.id,
+                    inbound.token,
+                    inbound.account_id,
+                    inbound.carrier,
+                    inbound.sender,
+                    inbound.recipient,
+                    inbound.subject,
+                    inbound.keyword,
+                    json.dumps(list(inbound.copy_to)),
+                    inbound.expires_at.timestamp(),
+                    now,
+                ),
+            ),
+            *(
+                (
+                    "INSERT INTO inbound_parts (inbound_id, position, name, content_type, size, sha256) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (inbound.id, p.position, p.name, p.content_type, p.size, p.sha256),
+                )
+                for p in inbound.parts
+            ),
+            *outbox_statements(postback, now),
+        )
+
+    async def find_inbound(self, token: str) -> Inbound:
+        row = await self._one(
+            "SELECT id, token, account_id, carrier, sender, recipient, subject, keyword, copy_to, expires_at, "
+            "created_at FROM inbound WHERE token = ?",
+            (token,),
+            "no such inbound message",
+        )
+        parts = await self._read(
+            "SELECT position, name, content_type, size, sha256 FROM inbound_parts WHERE inbound_id = ? "
+            "ORDER BY position",
+            (row[0],),
+        )
+        return Inbound(
+            id=row[0],
+            token=row[1],
+            account_id=row[2],
+            carrier=row[3],
+            sender=row[4],
+            recipient=row[5],
+            subject=row[6],
+            keyword=row[7],
+            copy_to=tuple(json.loads(row[8])),
+            expires_at=from_epoch(row[9]),
+            created_at=from_epoch(row[10]),
+            parts=tuple(InboundPart(int(p[0]), p[1], p[2], int(p[3]), p[4]) for p in parts),
+        )
+
+
+__all__ = ["DeliverySql", "NotFound"]
