@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -22,11 +23,13 @@ import httpx
 import pytest
 from PIL import Image, ImageSequence
 
+from mmsgate.carriers.sandbox import SandboxCarrier
 from mmsgate.config import Settings, load_settings
+from mmsgate.core import lifecycle
 from mmsgate.core.codes import EventCode, JobKind, MessageState, TemplateState
 from mmsgate.core.model import Event, Job, Media, MediaKind, Message, Part, Slide, Template
+from mmsgate.delivery.engine import Delivery
 from mmsgate.errors import MediaError
-from mmsgate.jobs.pipeline import MessageMedia
 from mmsgate.jobs.retry import RetryPolicy
 from mmsgate.jobs.worker import Worker
 from mmsgate.media.adapt import CarrierProfile, encoded_size
@@ -35,6 +38,7 @@ from mmsgate.media.cache import MediaCache
 from mmsgate.media.fetch import Fetcher, FetchLimits
 from mmsgate.media.guard import AddressGuard, parse_networks
 from mmsgate.media.stage import SMIL_ALLOWANCE, MediaStage, Prepared
+from mmsgate.postbacks.events import PostbackBuilder
 from mmsgate.runtime import media_pool, running_worker
 from mmsgate.store.base import Store
 from tests import media_samples as samples
@@ -320,12 +324,25 @@ async def eventually(probe: Callable[[], Awaitable[T | None]], within: float = 3
         await asyncio.sleep(0.05)
 
 
-async def settled_message(store: Store, account_id: str, tracking_id: str, within: float = 30.0) -> Message:
+async def settled_message(
+    store: Store, account_id: str, tracking_id: str, within: float = 30.0, *, final: bool = True
+) -> Message:
+    """The message once in a final state (or, with ``final=False``, once past the media stage)."""
+    past_media = (MessageState.ACCEPTED, MessageState.MEDIA_READY, MessageState.SUBMITTING)
+
     async def probe() -> Message | None:
         message = await store.get_message(account_id, tracking_id)
-        return None if message.state is MessageState.ACCEPTED else message
+        done = lifecycle.is_final(message.state) if final else message.state not in past_media
+        return message if done else None
 
-    return await eventually(probe, within, f"message {tracking_id} to leave accepted")
+    return await eventually(probe, within, f"message {tracking_id} to settle")
+
+
+async def media_event(store: Store, tracking_id: str) -> Event:
+    """The event that ended the message's media stage (ready, adapted, or failed)."""
+    events = await store.list_events(tracking_id)
+    assert events
+    return events[0]
 
 
 async def settled_template(store: Store, account_id: str, mms_id: str, within: float = 30.0) -> Template:
@@ -391,7 +408,7 @@ async def test_worker_prepares_messages_and_reports_failures(
         done = {name: await settled_message(store, caller.account_id, tid) for name, tid in ids.items()}
     blobs = BlobStore(settings.data_dir / "blobs")
 
-    assert done["good"].state is MessageState.MEDIA_READY, await store.list_events(ids["good"])
+    assert done["good"].state is MessageState.DELIVERED, await store.list_events(ids["good"])
     (part,) = await store.list_parts(ids["good"])
     assert (part.kind, part.content_type, part.size, part.source_url) == (
         MediaKind.IMAGE,
@@ -401,15 +418,15 @@ async def test_worker_prepares_messages_and_reports_failures(
     )
     assert blobs.get(part.sha256) == small
     assert decoded_image(blobs.get(part.sha256)).size == (320, 240)
-    assert (await last_event(store, ids["good"])).code is None
+    assert (await media_event(store, ids["good"])).code is None
 
-    assert done["big"].state is MessageState.MEDIA_READY, await store.list_events(ids["big"])
+    assert done["big"].state is MessageState.DELIVERED, await store.list_events(ids["big"])
     (adapted,) = await store.list_parts(ids["big"])
     assert adapted.adapted and (adapted.width, adapted.height) == (640, 480)
     assert decoded_image(blobs.get(adapted.sha256)).size == (640, 480)
-    assert (await last_event(store, ids["big"])).code == EventCode.TRANSCODED_SENT.value
+    assert (await media_event(store, ids["big"])).code == EventCode.TRANSCODED_SENT.value
 
-    assert done["pdf"].state is MessageState.MEDIA_READY, await store.list_events(ids["pdf"])
+    assert done["pdf"].state is MessageState.DELIVERED, await store.list_events(ids["pdf"])
     (document,) = await store.list_parts(ids["pdf"])
     assert blobs.get(document.sha256) == samples.pdf()
 
@@ -476,7 +493,7 @@ async def test_worker_prepares_templates_and_sends_saved_messages_from_them(
             for name, mms_id in {"audio": bad_audio, "image": bad_image, "video": bad_video}.items()
         }
 
-    assert sent.state is MessageState.MEDIA_READY, await store.list_events(tracking_id)
+    assert sent.state is MessageState.DELIVERED, await store.list_events(tracking_id)
     assert sent.mms_id == good
     message_parts = await store.list_parts(tracking_id)
     assert [(p.sha256, p.content_type, p.size) for p in message_parts] == [
@@ -504,12 +521,12 @@ async def test_worker_prepares_templates_and_sends_saved_messages_from_them(
 class Recording:
     """A job handler that records the attempt number of every run of the handler it wraps."""
 
-    inner: MessageMedia
+    inner: Delivery
     attempts: list[int] = field(default_factory=list)
 
-    async def run(self, job: Job) -> None:
+    async def run(self, job: Job) -> datetime | None:
         self.attempts.append(job.attempts)
-        await self.inner.run(job)
+        return await self.inner.run(job)
 
     async def give_up(self, job: Job, error: Exception) -> None:
         await self.inner.give_up(job, error)
@@ -527,7 +544,7 @@ async def test_retryable_fetch_failures_are_retried_then_given_up(
 
     recovers = await send(client, caller, {"image": {"url": origin.route("/recovering.jpg", recovering)}})
     never = await send(client, caller, {"image": {"url": origin.route("/down.jpg", status_reply(503))}})
-    handler = Recording(MessageMedia(store, bench.stage()))
+    handler = Recording(Delivery(store, bench.stage(), SandboxCarrier(store), PostbackBuilder(store)))
     worker = Worker(
         store,
         {JobKind.DELIVER: handler},
@@ -536,14 +553,14 @@ async def test_retryable_fetch_failures_are_retried_then_given_up(
     )
     task = asyncio.create_task(worker.run())
     try:
-        recovered = await settled_message(store, caller.account_id, recovers)
+        recovered = await settled_message(store, caller.account_id, recovers, final=False)
         gave_up = await settled_message(store, caller.account_id, never)
     finally:
         await worker.stop()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
 
-    assert recovered.state is MessageState.MEDIA_READY
+    assert recovered.state is MessageState.SUBMITTED  # this worker runs no sandbox reports
     assert origin.count("/recovering.jpg") == 3
     assert len(await store.list_parts(recovers)) == 1
     assert gave_up.state is MessageState.FAILED
