@@ -81,7 +81,7 @@ class PostbackSender:
                 busy = [a for a, n in self._per_account.items() if n >= self.per_account]
                 try:
                     claimed = await self.store.claim_postbacks(
-                        self.owner, limit=free, lease_seconds=self.timeout + 30, skip_accounts=busy
+                        self.owner, limit=free, lease_seconds=self.timeout + 5, skip_accounts=busy
                     )
                 except StoreError as exc:
                     log.warning("cannot claim postbacks: %s", exc)

@@ -137,12 +137,13 @@ class SqlStore(Store):
 
     # accounts ---------------------------------------------------------------------------------
     async def create_account(self, name: str) -> Account:
-        account = Account(id=f"acc_{secrets.token_hex(8)}", name=name)
+        # every account gets a postback secret, so its postbacks are signed from the first one
+        account = Account(id=f"acc_{secrets.token_hex(8)}", name=name, postback_secret=f"pbs_{secrets.token_hex(24)}")
         await self._write(
             [
                 (
                     f"INSERT INTO accounts ({ACCOUNT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (account.id, name, False, True, None, None, 0, account.created_at.timestamp()),
+                    (account.id, name, False, True, None, account.postback_secret, 0, account.created_at.timestamp()),
                 )
             ]
         )

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -44,6 +43,7 @@ from mmsgate.store.base import Store
 from tests import media_samples as samples
 from tests.conftest import Caller
 from tests.integration.media_origin import Origin, Reply, Request, file_reply, status_reply
+from tests.waiting import eventually
 
 T = TypeVar("T")
 LOOPBACK = AddressGuard(parse_networks("127.0.0.0/8"))
@@ -310,18 +310,6 @@ def worker_settings(tmp_path: Path, backend: str, request: pytest.FixtureRequest
         media_processes=1,
         media_total_timeout=5,
     )
-
-
-async def eventually(probe: Callable[[], Awaitable[T | None]], within: float = 30.0, what: str = "it") -> T:
-    """Poll ``probe`` until it returns a value, failing after ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while True:
-        value = await probe()
-        if value is not None:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within:g} s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def settled_message(

@@ -1,0 +1,372 @@
+"""The Store suite for delivery: transitions, the postback outbox, send windows, the sandbox carrier,
+inbound MMS and gateway values. Every test runs against SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from datetime import timedelta
+
+import pytest
+
+from mmsgate.core.codes import JobKind, MessageState
+from mmsgate.core.model import (
+    Behaviour,
+    Handset,
+    Inbound,
+    InboundPart,
+    Outgoing,
+    PostbackDelivery,
+    SandboxSubmission,
+    Step,
+    utcnow,
+)
+from mmsgate.errors import NotFound
+from mmsgate.store.base import Store
+from tests.conftest import Caller, provision
+from tests.integration.test_store import make_message
+
+S = MessageState
+LEASE = 30.0
+
+
+def outgoing(account_id: str, subject_id: str, code: str) -> Outgoing:
+    return Outgoing(
+        event_id=f"evt-{secrets.token_hex(6)}",
+        account_id=account_id,
+        subject_id=subject_id,
+        code=code,
+        url="https://hooks.example/pb",
+        body=f'{{"code": "{code}"}}',
+    )
+
+
+async def accepted(store: Store, caller: Caller, n: int = 0) -> str:
+    message = make_message(caller, n)
+    await store.accept_message(message)
+    return message.tracking_id
+
+
+async def with_postback(store: Store, caller: Caller, tracking_id: str, target: MessageState, code: str) -> Outgoing:
+    postback = outgoing(caller.account_id, tracking_id, code)
+    assert await store.advance(Step(tracking_id, target, code, "Status", "details", postback=postback))
+    return postback
+
+
+def ids(claimed: list[PostbackDelivery]) -> list[str]:
+    return [p.event_id for p in claimed]
+
+
+# transitions ------------------------------------------------------------------------------------
+
+
+async def test_advance_is_a_compare_and_set(store: Store, caller: Caller) -> None:
+    tracking_id = await accepted(store, caller)
+    [job] = await store.claim_jobs("w1", limit=10, lease_seconds=LEASE)
+    assert (job.kind, job.ref) == (JobKind.DELIVER, tracking_id)
+
+    assert await store.media_ready(tracking_id, [], code=None, status="Ready", details="no media")
+    assert not await store.media_ready(tracking_id, [], code=None, status="Ready", details="no media")
+    assert await store.advance(Step(tracking_id, S.SUBMITTING, None, "Submitting", "x", carrier="sandbox"))
+    sent = outgoing(caller.account_id, tracking_id, "N101")
+    submitted = Step(tracking_id, S.SUBMITTED, "N101", "Sent", "taken", postback=sent, carrier_message_id="c-1")
+    assert await store.advance(submitted)
+
+    message = await store.find_message(tracking_id)
+    assert (message.state, message.carrier, message.carrier_message_id) == (S.SUBMITTED, "sandbox", "c-1")
+    assert (await store.find_by_carrier_id("sandbox", "c-1")).tracking_id == tracking_id
+    with pytest.raises(NotFound):
+        await store.find_by_carrier_id("other-carrier", "c-1")
+
+    events = await store.list_events(tracking_id)
+    postbacks = await store.list_postbacks(tracking_id)
+    again = Step(
+        tracking_id, S.SUBMITTED, "N101", "Sent", "again", postback=outgoing(caller.account_id, tracking_id, "N101")
+    )
+    assert not await store.advance(again)
+    assert await store.list_events(tracking_id) == events
+    assert await store.list_postbacks(tracking_id) == postbacks == [(sent.event_id, "N101", "queued", 0)]
+    assert [e.code for e in events] == [None, None, "N101"]
+
+    # the deliver job waits (for the message's expiry); a delivery report closes it
+    assert await store.retry_job(job.id, "w1", run_at=utcnow() - timedelta(seconds=1), error=None)
+    delivered = Step(tracking_id, S.DELIVERED, "N102", "Delivered", "report", close_job=True)
+    assert await store.advance(delivered)
+    assert await store.claim_jobs("w2", limit=10, lease_seconds=LEASE) == []
+    assert (await store.find_message(tracking_id)).state is S.DELIVERED
+
+    for target in (S.EXPIRED, S.FAILED, S.REJECTED, S.DELIVERED):
+        assert not await store.advance(Step(tracking_id, target, None, "Late", "final already"))
+    assert (await store.find_message(tracking_id)).state is S.DELIVERED
+    assert [e.code for e in await store.list_events(tracking_id)] == [None, None, "N101", "N102"]
+
+
+async def test_advance_without_close_job_leaves_the_job_waiting(store: Store, caller: Caller) -> None:
+    tracking_id = await accepted(store, caller)
+    [job] = await store.claim_jobs("w1", limit=10, lease_seconds=LEASE)
+    assert await store.retry_job(job.id, "w1", run_at=utcnow() - timedelta(seconds=1), error=None)
+    assert await store.advance(Step(tracking_id, S.FAILED, "E101", "Failed", "broken"))
+    assert [j.id for j in await store.claim_jobs("w2", limit=10, lease_seconds=LEASE)] == [job.id]
+
+
+async def test_a_submit_not_taken_returns_to_media_ready(store: Store, caller: Caller) -> None:
+    tracking_id = await accepted(store, caller)
+    assert not await store.advance(Step(tracking_id, S.SUBMITTING, None, "Submitting", "too early"))
+    assert await store.media_ready(tracking_id, [], code=None, status="Ready", details="")
+    assert await store.advance(Step(tracking_id, S.SUBMITTING, None, "Submitting", "x"))
+    assert await store.advance(Step(tracking_id, S.MEDIA_READY, None, "Not taken", "carrier refused"))
+    assert (await store.find_message(tracking_id)).state is S.MEDIA_READY
+    assert not await store.advance(Step(tracking_id, S.DELIVERED, "N102", "Delivered", "never submitted"))
+
+
+async def test_advance_of_an_unknown_message_changes_nothing(store: Store) -> None:
+    assert not await store.advance(Step("t-missing", S.FAILED, "E101", "Failed", "x"))
+    assert await store.list_events("t-missing") == []
+
+
+# postback outbox --------------------------------------------------------------------------------
+
+
+async def test_postbacks_of_a_message_are_claimed_in_order(store: Store, caller: Caller) -> None:
+    a = await accepted(store, caller, 1)
+    b = await accepted(store, caller, 2)
+    a1 = await with_postback(store, caller, a, S.MEDIA_READY, "N013")
+    a2 = await with_postback(store, caller, a, S.SUBMITTING, "N101")
+    b1 = await with_postback(store, caller, b, S.FAILED, "E101")
+
+    first = await store.claim_postbacks("w1", limit=10, lease_seconds=LEASE)
+    assert ids(first) == [a1.event_id, b1.event_id]
+    head = first[0]
+    assert (head.account_id, head.subject_id, head.url, head.body, head.attempts) == (
+        caller.account_id,
+        a,
+        a1.url,
+        a1.body,
+        1,
+    )
+    assert await store.claim_postbacks("w1", limit=10, lease_seconds=LEASE) == []
+
+    assert await store.postback_done(first[0].id, "w1", delivered=True, error=None)
+    second = await store.claim_postbacks("w1", limit=10, lease_seconds=LEASE)
+    assert ids(second) == [a2.event_id]
+    assert [state for _, _, state, _ in await store.list_postbacks(a)] == ["delivered", "running"]
+
+
+async def test_postback_retry_waits_for_its_time(store: Store, caller: Caller) -> None:
+    a = await accepted(store, caller, 1)
+    a1 = await with_postback(store, caller, a, S.MEDIA_READY, "N013")
+    a2 = await with_postback(store, caller, a, S.SUBMITTING, "N101")
+
+    [claimed] = await store.claim_postbacks("w1", limit=10, lease_seconds=LEASE)
+    assert (claimed.event_id, claimed.attempts) == (a1.event_id, 1)
+    assert await store.postback_retry(claimed.id, "w1", run_at=utcnow() + timedelta(hours=1), error="HTTP 503")
+    # neither it nor the message's later postback goes before its time
+    assert await store.claim_postbacks("w1", limit=10, lease_seconds=LEASE) == []
+    assert await store.list_postbacks(a) == [(a1.event_id, "N013", "queued", 1), (a2.event_id, "N101", "queued", 0)]
+
+
+async def test_postback_retry_is_claimable_once_due(store: Store, caller: Caller) -> None:
+    a = await accepted(store, caller, 1)
+    a1 = await with_postback(store, caller, a, S.MEDIA_READY, "N013")
+
+    [claimed] = await store.claim_postbacks("w1", limit=10, lease_seconds=LEASE)
+    assert await store.postback_retry(claimed.id, "w1", run_at=utcnow() - timedelta(seconds=1), error="HTTP 503")
+    [again] = await store.claim_postbacks("w2", limit=10, lease_seconds=LEASE)
+    assert (again.id, again.event_id, again.attempts) == (claimed.id, a1.event_id, 2)
+    assert not await store.postback_retry(again.id, "w1", run_at=utcnow(), error="not mine")
+    assert await store.postback_retry(again.id, "w2", run_at=utcnow() - timedelta(seconds=1), error="HTTP 500")
+    [third] = await store.claim_postbacks("w3", limit=10, lease_seconds=LEASE)
+    assert third.attempts == 3
+    assert await store.list_postbacks(a) == [(a1.event_id, "N013", "running", 3)]
+
+
+async def test_claim_postbacks_skips_accounts(store: Store, caller: Caller) -> None:
+    other = await provision(store, sender="28445")
+    mine = await with_postback(store, caller, await accepted(store, caller, 1), S.FAILED, "E101")
+    theirs = await with_postback(store, other, await accepted(store, other, 2), S.FAILED, "E101")
+
+    claimed = await store.claim_postbacks("w1", limit=10, lease_seconds=LEASE, skip_accounts=[caller.account_id])
+    assert ids(claimed) == [theirs.event_id]
+    claimed = await store.claim_postbacks("w1", limit=10, lease_seconds=LEASE, skip_accounts=[other.account_id])
+    assert ids(claimed) == [mine.event_id]
+
+
+async def test_postback_given_up_is_failed(store: Store, caller: Caller) -> None:
+    a = await accepted(store, caller, 1)
+    a1 = await with_postback(store, caller, a, S.MEDIA_READY, "N013")
+    a2 = await with_postback(store, caller, a, S.SUBMITTING, "N101")
+
+    [claimed] = await store.claim_postbacks("w1", limit=10, lease_seconds=LEASE)
+    assert await store.postback_done(claimed.id, "w1", delivered=False, error="x")
+    assert not await store.postback_done(claimed.id, "w1", delivered=True, error=None)  # ended already
+    assert (await store.list_postbacks(a))[0] == (a1.event_id, "N013", "failed", 1)
+    assert ids(await store.claim_postbacks("w1", limit=10, lease_seconds=LEASE)) == [a2.event_id]
+
+
+async def test_postback_done_needs_the_lease(store: Store, caller: Caller) -> None:
+    a = await accepted(store, caller, 1)
+    a1 = await with_postback(store, caller, a, S.MEDIA_READY, "N013")
+
+    [claimed] = await store.claim_postbacks("w1", limit=10, lease_seconds=LEASE)
+    assert not await store.postback_done(claimed.id, "w2", delivered=True, error=None)
+    assert not await store.postback_retry(claimed.id, "w2", run_at=utcnow(), error="not mine")
+    assert await store.list_postbacks(a) == [(a1.event_id, "N013", "running", 1)]
+    assert await store.postback_done(claimed.id, "w1", delivered=True, error=None)
+    assert await store.list_postbacks(a) == [(a1.event_id, "N013", "delivered", 1)]
+
+
+async def test_claim_postbacks_respects_the_limit(store: Store, caller: Caller) -> None:
+    subjects = [await accepted(store, caller, n) for n in range(3)]
+    posted = [await with_postback(store, caller, s, S.FAILED, "E101") for s in subjects]
+    assert ids(await store.claim_postbacks("w1", limit=2, lease_seconds=LEASE)) == [p.event_id for p in posted[:2]]
+    assert ids(await store.claim_postbacks("w1", limit=2, lease_seconds=LEASE)) == [posted[2].event_id]
+
+
+# send windows -----------------------------------------------------------------------------------
+
+
+async def test_reserve_sends_holds_a_ring_per_carrier(store: Store) -> None:
+    assert await store.reserve_sends("sandbox", limit=3, window=60.0, want=5) == (3, 0.0)
+    granted, wait = await store.reserve_sends("sandbox", limit=3, window=60.0, want=5)
+    assert granted == 0
+    assert 0 < wait <= 60.0
+    assert await store.reserve_sends("other", limit=3, window=60.0, want=2) == (2, 0.0)
+    assert await store.reserve_sends("sandbox", limit=5, window=60.0, want=5) == (2, 0.0)
+    assert (await store.reserve_sends("sandbox", limit=5, window=60.0, want=1))[0] == 0
+    assert await store.reserve_sends("other", limit=3, window=60.0, want=5) == (1, 0.0)
+
+
+# sandbox carrier --------------------------------------------------------------------------------
+
+
+def _submission(submission_id: str, number: str, report_at: float | None = None) -> SandboxSubmission:
+    return SandboxSubmission(
+        submission_id=submission_id,
+        carrier_message_id=f"sbx-{secrets.token_hex(6)}",
+        number=number,
+        outcome=Behaviour.DELIVERS,
+        mms=json.dumps({"to": number}),
+        received_at=time.time(),
+        report_at=report_at,
+    )
+
+
+async def test_handsets(store: Store) -> None:
+    assert await store.get_handset("15550100077") == Handset("15550100077", Behaviour.DELIVERS, 0.0)
+    await store.set_handset(Handset("15550100077", Behaviour.REJECTS, 2.5))
+    assert await store.get_handset("15550100077") == Handset("15550100077", Behaviour.REJECTS, 2.5)
+    await store.set_handset(Handset("15550100077", Behaviour.THROTTLES))
+    assert await store.get_handset("15550100077") == Handset("15550100077", Behaviour.THROTTLES, 0.0)
+
+
+async def test_sandbox_submit_is_counted_not_repeated(store: Store) -> None:
+    first = _submission("t-sub-1", "15550100001")
+    repeat = _submission("t-sub-1", "15550100001")
+    assert (await store.sandbox_submit(first)).carrier_message_id == first.carrier_message_id
+    assert (await store.sandbox_submit(repeat)).carrier_message_id == first.carrier_message_id
+
+    by_submission = await store.sandbox_submission("t-sub-1")
+    by_carrier_id = await store.sandbox_submission(first.carrier_message_id)
+    assert by_submission is not None and by_carrier_id is not None
+    assert by_submission.calls == 2
+    assert by_carrier_id == by_submission
+    assert (by_submission.number, by_submission.outcome, by_submission.mms) == (first.number, first.outcome, first.mms)
+    assert await store.sandbox_submission(repeat.carrier_message_id) is None
+    assert await store.sandbox_submission("t-unknown") is None
+    assert await store.claim_jobs("w1", limit=10, lease_seconds=LEASE) == []  # no report was due
+
+
+async def test_sandbox_report_job(store: Store) -> None:
+    submission = _submission("t-sub-2", "15550100001", report_at=time.time() - 1)
+    await store.sandbox_submit(submission)
+    await store.sandbox_submit(_submission("t-sub-2", "15550100001", report_at=time.time() - 1))
+    jobs = await store.claim_jobs("w1", limit=10, lease_seconds=LEASE)
+    assert [(j.kind, j.ref) for j in jobs] == [(JobKind.SANDBOX_REPORT, submission.carrier_message_id)]
+
+
+async def test_sandbox_report_job_waits_for_the_handset_delay(store: Store) -> None:
+    await store.sandbox_submit(_submission("t-sub-3", "15550100001", report_at=time.time() + 3600))
+    assert await store.claim_jobs("w1", limit=10, lease_seconds=LEASE, kinds=[JobKind.SANDBOX_REPORT]) == []
+
+
+async def test_sandbox_inbox_takes_each_mms_once(store: Store) -> None:
+    await store.sandbox_deliver("15550100001", "sbx-1", '{"n": 1}')
+    await store.sandbox_deliver("15550100001", "sbx-1", '{"n": 1}')
+    await store.sandbox_deliver("15550100001", "sbx-2", '{"n": 2}')
+    await store.sandbox_deliver("15550100002", "sbx-3", '{"n": 3}')
+    inbox = await store.sandbox_inbox("15550100001")
+    assert [(cid, mms) for cid, mms, _ in inbox] == [("sbx-2", '{"n": 2}'), ("sbx-1", '{"n": 1}')]
+    assert all(abs((at - utcnow()).total_seconds()) < 60 for _, _, at in inbox)
+    assert [cid for cid, _, _ in await store.sandbox_inbox("15550100001", limit=1)] == ["sbx-2"]
+    assert await store.sandbox_inbox("15550100099") == []
+
+
+# inbound ----------------------------------------------------------------------------------------
+
+
+async def test_number_owner(store: Store, caller: Caller) -> None:
+    owner = await store.number_owner(caller.sender)
+    assert owner is not None
+    assert (owner.number, owner.account_id, owner.service_id) == (caller.sender, caller.account_id, caller.service_id)
+    assert await store.number_owner("15550109999") is None
+
+
+async def test_inbound_roundtrip_with_its_postback(store: Store, caller: Caller) -> None:
+    now = utcnow()
+    inbound = Inbound(
+        id=f"in_{secrets.token_hex(6)}",
+        token=secrets.token_urlsafe(16),
+        account_id=caller.account_id,
+        carrier="sandbox",
+        sender="15550100001",
+        recipient=caller.sender,
+        subject="Hello",
+        keyword="HELLO",
+        copy_to=("15550100002", "15550100003"),
+        expires_at=now + timedelta(days=7),
+        created_at=now,
+        parts=(
+            InboundPart(0, "text.txt", "text/plain", 5, "a" * 64),
+            InboundPart(1, "photo.jpg", "image/jpeg", 12345, "b" * 64),
+        ),
+    )
+    postback = outgoing(caller.account_id, inbound.id, "N401")
+    await store.receive_inbound(inbound, postback=postback)
+
+    assert await store.find_inbound(inbound.token) == inbound
+    assert await store.list_postbacks(inbound.id) == [(postback.event_id, "N401", "queued", 0)]
+    with pytest.raises(NotFound):
+        await store.find_inbound("nope")
+
+
+async def test_inbound_without_subject_parts_or_postback(store: Store, caller: Caller) -> None:
+    now = utcnow()
+    inbound = Inbound(
+        id=f"in_{secrets.token_hex(6)}",
+        token=secrets.token_urlsafe(16),
+        account_id=caller.account_id,
+        carrier="sandbox",
+        sender="15550100001",
+        recipient=caller.sender,
+        subject=None,
+        keyword=None,
+        copy_to=(),
+        expires_at=now + timedelta(days=7),
+        created_at=now,
+    )
+    await store.receive_inbound(inbound, postback=None)
+    assert await store.find_inbound(inbound.token) == inbound
+    assert await store.list_postbacks(inbound.id) == []
+
+
+# gateway values ---------------------------------------------------------------------------------
+
+
+async def test_values_roundtrip_and_overwrite(store: Store) -> None:
+    assert await store.get_value("public-url") is None
+    await store.set_value("public-url", "https://a.example")
+    assert await store.get_value("public-url") == "https://a.example"
+    await store.set_value("public-url", "https://b.example")
+    assert await store.get_value("public-url") == "https://b.example"
+    assert await store.get_value("other") is None

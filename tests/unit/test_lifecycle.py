@@ -1,0 +1,64 @@
+"""The message lifecycle: which transitions exist, and the code each outcome reports."""
+
+from __future__ import annotations
+
+import pytest
+
+from mmsgate.core import lifecycle
+from mmsgate.core.codes import EventCode, MessageState
+
+S = MessageState
+NON_FINAL = [state for state in MessageState if state not in lifecycle.FINAL]
+
+
+def test_every_state_has_its_next_states() -> None:
+    assert set(lifecycle.NEXT) == set(MessageState)
+
+
+@pytest.mark.parametrize("state", sorted(lifecycle.FINAL))
+def test_final_states_never_change(state: MessageState) -> None:
+    assert lifecycle.is_final(state)
+    assert lifecycle.NEXT[state] == frozenset()
+
+
+@pytest.mark.parametrize("state", NON_FINAL)
+def test_every_open_state_can_expire_or_fail(state: MessageState) -> None:
+    assert not lifecycle.is_final(state)
+    assert {S.EXPIRED, S.FAILED} <= lifecycle.NEXT[state]
+
+
+@pytest.mark.parametrize("target", list(MessageState))
+def test_sources_agree_with_next(target: MessageState) -> None:
+    expected = {state for state, nexts in lifecycle.NEXT.items() if target in nexts}
+    sources = lifecycle.sources(target)
+    assert set(sources) == expected
+    assert len(sources) == len(set(sources))
+    assert not any(lifecycle.is_final(source) for source in sources)
+
+
+def test_nothing_returns_to_accepted() -> None:
+    assert lifecycle.sources(S.ACCEPTED) == ()
+
+
+def test_a_submit_not_taken_returns_to_media_ready() -> None:
+    assert S.MEDIA_READY in lifecycle.NEXT[S.SUBMITTING]
+    assert set(lifecycle.sources(S.MEDIA_READY)) == {S.ACCEPTED, S.SUBMITTING}
+
+
+def test_only_a_submitted_message_is_delivered() -> None:
+    assert lifecycle.sources(S.DELIVERED) == (S.SUBMITTED,)
+
+
+def test_only_a_submitting_message_is_submitted() -> None:
+    assert lifecycle.sources(S.SUBMITTED) == (S.SUBMITTING,)
+
+
+def test_outcome_codes() -> None:
+    assert {state: code.value for state, code in lifecycle.OUTCOME.items()} == {
+        S.SUBMITTED: "N101",
+        S.DELIVERED: "N102",
+        S.REJECTED: "E102",
+        S.EXPIRED: "N103",
+        S.FAILED: "E101",
+    }
+    assert lifecycle.OUTCOME[S.DELIVERED] is EventCode.DELIVERED
