@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Sequence
 from datetime import datetime
+
+import msgspec
 
 from mmsgate.carriers.base import Carrier, DeliveryReport, ReportStatus, SubmitResult
 from mmsgate.core import lifecycle
 from mmsgate.core.codes import EventCode, MessageState
 from mmsgate.core.compose import Mms, compose
-from mmsgate.core.model import Job, Message, Step, iso, utcnow
+from mmsgate.core.model import Job, Message, Part, Step, iso, utcnow
 from mmsgate.delivery.throttle import SendLimiter
 from mmsgate.errors import CarrierError, CarrierRejected, MediaError, NotFound, NotYet
 from mmsgate.jobs.pipeline import message_failure
@@ -64,11 +67,15 @@ class Delivery:
         if utcnow() >= message.expires_at:
             await self._expire(message)
             return None
+        parts: Sequence[Part] | None = None
         if message.state is S.ACCEPTED:
-            await self._prepare(message)
-            message = await self.store.find_message(job.ref)
+            parts = await self._prepare(message)
+            if parts is None:  # another worker moved it meanwhile: start from what is stored
+                message = await self.store.find_message(job.ref)
+            else:
+                message = msgspec.structs.replace(message, state=S.MEDIA_READY)
         if message.state in (S.MEDIA_READY, S.SUBMITTING):
-            await self._submit(message)
+            await self._submit(message, parts)
         return message.expires_at  # wait for the report; the job ends the message N103 if none comes
 
     async def give_up(self, job: Job, error: Exception) -> None:
@@ -87,30 +94,30 @@ class Delivery:
         await self._step(message, S.FAILED, code, details)
 
     # steps ------------------------------------------------------------------------------------
-    async def _prepare(self, message: Message) -> None:
+    async def _prepare(self, message: Message) -> Sequence[Part] | None:
+        """Prepare the message's parts and record it media-ready; None if it was no longer accepted."""
         if message.mms_id is not None:
             parts = await self.store.list_parts(message.mms_id)
             copies = [dataclasses.replace(p, owner_id=message.tracking_id) for p in parts]
-            await self.store.media_ready(
+            done = await self.store.media_ready(
                 message.tracking_id,
                 copies,
                 code=None,
                 status="Media ready",
                 details=f"content of template {message.mms_id}",
             )
-            return
-        account = await self.store.get_account(message.account_id)
+            return copies if done else None
         prepared = await self.stage.prepare(
             message.tracking_id,
             message.sending.slides,
-            adapt_images=account.transcoding,
+            adapt_images=await self.postbacks.transcoding(message.account_id),
             transcode_av=False,
             use_cache=message.cache_content,
         )
         if prepared.adapted:
             code = EventCode.TRANSCODED_SENT
             details = "content was adapted to the carrier profile"
-            await self.store.media_ready(
+            done = await self.store.media_ready(
                 message.tracking_id,
                 prepared.parts,
                 code=code.value,
@@ -119,12 +126,16 @@ class Delivery:
                 postback=await self.postbacks.for_message(message, code, details),
             )
         else:
-            await self.store.media_ready(
-                message.tracking_id, prepared.parts, code=None, status="Media ready", details="content checked"
+            details = "content checked" if prepared.parts else "text only"
+            done = await self.store.media_ready(
+                message.tracking_id, prepared.parts, code=None, status="Media ready", details=details
             )
+        return prepared.parts if done else None
 
-    async def _submit(self, message: Message) -> None:
-        mms = compose(message, await self.store.list_parts(message.tracking_id))
+    async def _submit(self, message: Message, parts: Sequence[Part] | None) -> None:
+        if parts is None:
+            parts = await self.store.list_parts(message.tracking_id)
+        mms = compose(message, parts)
         result: SubmitResult | None = None
         if message.state is S.SUBMITTING:
             # the previous attempt stopped between the call and its record: ask before sending again

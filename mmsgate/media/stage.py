@@ -75,6 +75,7 @@ class MediaStage:
         self.blobs = blobs
         self.profile = profile
         self.spool = spool
+        self._spool_ready = False
 
     async def _in_pool(self, fn: functools.partial[T]) -> T:
         pool = self.pool
@@ -97,7 +98,11 @@ class MediaStage:
         use_cache: bool = True,
     ) -> Prepared:
         """Fetch, prove and fit every media file; raise MediaError with the contract's code if one fails."""
-        await asyncio.to_thread(self.spool.mkdir, parents=True, exist_ok=True)
+        if not any(slide.media for slide in slides):
+            return Prepared((), False)  # text only: nothing to fetch, nothing to spool
+        if not self._spool_ready:
+            await asyncio.to_thread(self.spool.mkdir, parents=True, exist_ok=True)
+            self._spool_ready = True
         with tempfile.TemporaryDirectory(dir=self.spool, prefix="stage-") as tmp:
             sources = await self._fetch_and_check(Path(tmp), slides, use_cache)
             budgets = self._budgets(slides, sources)

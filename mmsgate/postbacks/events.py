@@ -37,12 +37,24 @@ def _event_id() -> str:
 
 
 class PostbackBuilder:
-    """Makes outbox entries for events; knows where each account's (or campaign's) postbacks go."""
+    """Makes outbox entries for events; knows where each account's (or campaign's) postbacks go, and
+    (for the engine) whether an account allows transcoding. Both are cached for ``cache_seconds``."""
 
     def __init__(self, store: Store, cache_seconds: float = 1.0) -> None:
         self.store = store
         self.cache_seconds = cache_seconds
         self._targets: dict[tuple[str, str | None], tuple[float, str | None]] = {}
+        self._transcoding: dict[str, tuple[float, bool]] = {}
+
+    async def transcoding(self, account_id: str) -> bool:
+        """Whether the account lets the gateway adapt its content (cached like the targets)."""
+        cached = self._transcoding.get(account_id)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < self.cache_seconds:
+            return cached[1]
+        allowed = (await self.store.get_account(account_id)).transcoding
+        self._transcoding[account_id] = (now, allowed)
+        return allowed
 
     async def target(self, account_id: str, service_id: str | None) -> str | None:
         key = (account_id, service_id)

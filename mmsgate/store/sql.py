@@ -523,6 +523,8 @@ class SqlStore(Store):
     async def advance(self, step: Step) -> bool:
         now = time.time()
         origins = lifecycle.sources(step.target)
+        if not origins:
+            return False  # no state leads there (accepted): nothing to change
         then: list[Statement] = [
             event_statement("messages", "tracking_id", step.tracking_id, (step.code, step.status, step.details), now),
             *outbox_statements(step.postback, now),

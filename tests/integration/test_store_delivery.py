@@ -3,6 +3,7 @@ inbound MMS and gateway values. Every test runs against SQLite and PostgreSQL.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import time
@@ -370,3 +371,36 @@ async def test_values_roundtrip_and_overwrite(store: Store) -> None:
     await store.set_value("public-url", "https://b.example")
     assert await store.get_value("public-url") == "https://b.example"
     assert await store.get_value("other") is None
+
+
+# concurrency ------------------------------------------------------------------------------------
+
+
+async def test_concurrent_reservations_never_exceed_the_limit(store: Store) -> None:
+    results = await asyncio.gather(*(store.reserve_sends("busy", limit=3, window=60.0, want=1) for _ in range(10)))
+    assert sum(granted for granted, _ in results) == 3
+    assert all(0 < wait <= 60.0 for granted, wait in results if granted == 0)
+
+
+async def test_concurrent_postback_claims_never_share_one(store: Store, caller: Caller) -> None:
+    subjects = [await accepted(store, caller, n) for n in range(6)]
+    posted = [await with_postback(store, caller, s, S.FAILED, "E101") for s in subjects]
+    claims = await asyncio.gather(*(store.claim_postbacks(f"w{n}", limit=2, lease_seconds=LEASE) for n in range(6)))
+    claimed = [p.event_id for claim in claims for p in claim]
+    assert sorted(claimed) == sorted(p.event_id for p in posted)
+
+
+async def test_an_expired_postback_lease_is_claimed_again(store: Store, caller: Caller) -> None:
+    a = await accepted(store, caller, 1)
+    await with_postback(store, caller, a, S.FAILED, "E101")
+    [lost] = await store.claim_postbacks("dead-worker", limit=10, lease_seconds=-1.0)  # a lease already over
+    [again] = await store.claim_postbacks("w2", limit=10, lease_seconds=LEASE)
+    assert (again.id, again.attempts) == (lost.id, 2)
+    assert not await store.postback_done(lost.id, "dead-worker", delivered=True, error=None)
+    assert await store.postback_done(again.id, "w2", delivered=True, error=None)
+
+
+async def test_nothing_advances_back_to_accepted(store: Store, caller: Caller) -> None:
+    tracking_id = await accepted(store, caller)
+    assert not await store.advance(Step(tracking_id, S.ACCEPTED, None, "Accepted", "no state leads here"))
+    assert (await store.find_message(tracking_id)).state is S.ACCEPTED
