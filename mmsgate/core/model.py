@@ -249,6 +249,9 @@ class Step(msgspec.Struct, frozen=True):
     close_job: bool = False
     """Set when the transition happens outside the message's job (a delivery report): the job, waiting
     for the message's expiry, is then done."""
+    job: tuple[int, str, float] | None = None
+    """(job id, lease owner, run at): the message's running job is released to run again then, in the
+    same transaction (a submitted message's job waits for its expiry)."""
 
 
 @dataclass(frozen=True, slots=True)

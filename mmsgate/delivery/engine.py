@@ -26,6 +26,7 @@ from mmsgate.core.model import Job, Message, Part, Step, iso, utcnow
 from mmsgate.delivery.throttle import SendLimiter
 from mmsgate.errors import CarrierError, CarrierRejected, MediaError, NotFound, NotYet
 from mmsgate.jobs.pipeline import message_failure
+from mmsgate.jobs.worker import SETTLED, Settled
 from mmsgate.media.stage import MediaStage
 from mmsgate.postbacks.events import PostbackBuilder
 from mmsgate.store.base import Store
@@ -60,7 +61,7 @@ class Delivery:
         self.limiter = limiter
 
     # the job ----------------------------------------------------------------------------------
-    async def run(self, job: Job) -> datetime | None:
+    async def run(self, job: Job) -> datetime | Settled | None:
         message = await self.store.find_message(job.ref)
         if lifecycle.is_final(message.state):
             return None
@@ -68,14 +69,16 @@ class Delivery:
             await self._expire(message)
             return None
         parts: Sequence[Part] | None = None
+        fresh = False
         if message.state is S.ACCEPTED:
+            # media ready and the record before the submit, in one write
             parts = await self._prepare(message)
-            if parts is None:  # another worker moved it meanwhile: start from what is stored
+            if parts is None:  # another worker moved it meanwhile: go on from what is stored
                 message = await self.store.find_message(job.ref)
             else:
-                message = msgspec.structs.replace(message, state=S.MEDIA_READY)
-        if message.state in (S.MEDIA_READY, S.SUBMITTING):
-            await self._submit(message, parts)
+                message, fresh = msgspec.structs.replace(message, state=S.SUBMITTING), True
+        if message.state in (S.MEDIA_READY, S.SUBMITTING) and await self._submit(message, parts, job, fresh=fresh):
+            return SETTLED
         return message.expires_at  # wait for the report; the job ends the message N103 if none comes
 
     async def give_up(self, job: Job, error: Exception) -> None:
@@ -95,7 +98,9 @@ class Delivery:
 
     # steps ------------------------------------------------------------------------------------
     async def _prepare(self, message: Message) -> Sequence[Part] | None:
-        """Prepare the message's parts and record it media-ready; None if it was no longer accepted."""
+        """Prepare the parts and record the message media-ready and submitting; None if it was no
+        longer accepted."""
+        carrier = self.carrier.name
         if message.mms_id is not None:
             parts = await self.store.list_parts(message.mms_id)
             copies = [dataclasses.replace(p, owner_id=message.tracking_id) for p in parts]
@@ -105,6 +110,7 @@ class Delivery:
                 code=None,
                 status="Media ready",
                 details=f"content of template {message.mms_id}",
+                submitting=carrier,
             )
             return copies if done else None
         prepared = await self.stage.prepare(
@@ -124,25 +130,32 @@ class Delivery:
                 status=code.status,
                 details=details,
                 postback=await self.postbacks.for_message(message, code, details),
+                submitting=carrier,
             )
         else:
             details = "content checked" if prepared.parts else "text only"
             done = await self.store.media_ready(
-                message.tracking_id, prepared.parts, code=None, status="Media ready", details=details
+                message.tracking_id,
+                prepared.parts,
+                code=None,
+                status="Media ready",
+                details=details,
+                submitting=carrier,
             )
         return prepared.parts if done else None
 
-    async def _submit(self, message: Message, parts: Sequence[Part] | None) -> None:
+    async def _submit(self, message: Message, parts: Sequence[Part] | None, job: Job, *, fresh: bool) -> bool:
+        """Submit (or reconcile) and record it; True when that record also released the job."""
         if parts is None:
             parts = await self.store.list_parts(message.tracking_id)
         mms = compose(message, parts)
         result: SubmitResult | None = None
-        if message.state is S.SUBMITTING:
-            # the previous attempt stopped between the call and its record: ask before sending again
+        if message.state is S.SUBMITTING and not fresh:
+            # an earlier attempt stopped between the call and its record: ask before sending again
             result = await self.carrier.reconcile(mms)
             if result is not None:
                 log.info("message %s: reconciled with %s as %s", message.tracking_id, self.carrier.name, result)
-        elif not await self.store.advance(
+        elif message.state is S.MEDIA_READY and not await self.store.advance(
             Step(
                 message.tracking_id,
                 S.SUBMITTING,
@@ -156,14 +169,19 @@ class Delivery:
         if result is None:
             result = await self._call_carrier(message, mms)
             if result is None:
-                return
+                return False
         details = f"submitted to carrier {self.carrier.name} as {result.carrier_message_id}"
-        await self._step(
-            message,
-            S.SUBMITTED,
-            EventCode.SENT,
-            details,
-            carrier_message_id=result.carrier_message_id,
+        wait = (job.id, job.lease_owner or "", message.expires_at.timestamp())
+        return (
+            await self._step(
+                message,
+                S.SUBMITTED,
+                EventCode.SENT,
+                details,
+                carrier_message_id=result.carrier_message_id,
+                job=wait if job.lease_owner else None,
+            )
+            and job.lease_owner is not None
         )
 
     async def _call_carrier(self, message: Message, mms: Mms) -> SubmitResult | None:
@@ -196,6 +214,7 @@ class Delivery:
         carrier_message_id: str | None = None,
         close_job: bool = False,
         extra: dict[str, str] | None = None,
+        job: tuple[int, str, float] | None = None,
     ) -> bool:
         return await self.store.advance(
             Step(
@@ -208,6 +227,7 @@ class Delivery:
                 carrier=self.carrier.name if carrier_message_id else None,
                 carrier_message_id=carrier_message_id,
                 close_job=close_job,
+                job=job,
             )
         )
 

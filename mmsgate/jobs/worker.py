@@ -26,11 +26,19 @@ from mmsgate.store.base import Store
 log = logging.getLogger("mmsgate.worker")
 
 
+class Settled:
+    """What a handler returns when its own last write already released or finished its job."""
+
+
+SETTLED = Settled()
+
+
 class JobHandler(Protocol):
     """Runs one kind of job. ``run`` raising a retryable error means "try again later"; returning a
-    time means "done for now, run again then" (a message waiting for its delivery report or expiry)."""
+    time means "done for now, run again then" (a message waiting for its delivery report or expiry);
+    returning :data:`SETTLED` means the handler's last write settled the job itself."""
 
-    async def run(self, job: Job) -> datetime | None: ...
+    async def run(self, job: Job) -> datetime | Settled | None: ...
 
     async def give_up(self, job: Job, error: Exception) -> None:
         """Record the final outcome of a job that will not be tried again."""
@@ -115,6 +123,8 @@ class Worker:
         else:
             if again is None:
                 await self._settle(self.store.finish_job(job.id, self.owner), job)
+            elif isinstance(again, Settled):
+                pass
             else:
                 await self._settle(self.store.retry_job(job.id, self.owner, run_at=again, error=None), job)
         finally:

@@ -177,9 +177,13 @@ class Store(abc.ABC):
         status: str,
         details: str,
         postback: Outgoing | None = None,
+        submitting: str | None = None,
     ) -> bool:
         """Store an accepted message's prepared parts and move it to media-ready, with its event and
-        postback, together. False if the message was no longer accepted (nothing changed)."""
+        postback, together. False if the message was no longer accepted (nothing changed).
+
+        With ``submitting`` (a carrier name) the message goes straight on to submitting, recorded in the
+        same transaction: the record before the carrier is called."""
 
     @abc.abstractmethod
     async def template_ready(

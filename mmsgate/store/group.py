@@ -1,7 +1,8 @@
 """Group commit: concurrent writes are committed together, and each caller waits for its own commit.
 
-One flush runs at a time; writes that arrive meanwhile form the next batch, so batches grow with load
-and a lone write is committed at once. If a batch fails, its writes are committed one by one so that
+At most ``parallel`` flushes run at a time (one for SQLite's single writer; a few for PostgreSQL, on
+separate connections); writes that arrive meanwhile form the next batch, so batches grow with load and
+a lone write is committed at once. If a batch fails, its writes are committed one by one so that
 only the write at fault gets the error.
 """
 
@@ -19,9 +20,11 @@ class GroupCommitter(Generic[T, R]):
     """Batches items for ``flush``, which commits a list of items in one transaction and returns one
     result per item."""
 
-    def __init__(self, flush: Callable[[list[T]], Awaitable[list[R]]], max_batch: int = 512) -> None:
+    def __init__(self, flush: Callable[[list[T]], Awaitable[list[R]]], max_batch: int = 512, parallel: int = 1) -> None:
         self._flush = flush
         self._max_batch = max_batch
+        self._parallel = parallel
+        self._flushing: set[asyncio.Task[None]] = set()
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -52,10 +55,21 @@ class GroupCommitter(Generic[T, R]):
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._pending:
+                if len(self._flushing) >= self._parallel:
+                    # every lane is busy: the next batch grows until one is free
+                    await asyncio.wait(self._flushing, return_when=asyncio.FIRST_COMPLETED)
+                    continue
                 batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
-                await self._commit(batch)
+                if self._parallel == 1:
+                    await self._commit(batch)
+                    continue
+                task = asyncio.create_task(self._commit(batch))
+                self._flushing.add(task)
+                task.add_done_callback(self._flushing.discard)
             if self._closing:
+                if self._flushing:
+                    await asyncio.wait(self._flushing)
                 return
 
     async def _commit(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:

@@ -62,7 +62,19 @@ from mmsgate.store.rows import (
     template_row,
 )
 
-__all__ = ["Params", "Row", "SqlStore", "Statement", "Unit"]
+__all__ = ["Params", "Row", "SqlStore", "Statement", "Unit", "changes_of"]
+
+
+def changes_of(units: Sequence[Unit], applied: Sequence[bool]) -> dict[str, list[Params]]:
+    """The statements of the units whose guard held, grouped by SQL in order of first use, to run as one
+    ``executemany`` each. Safe because the units of one batch touch distinct rows (every caller awaits
+    its previous change before making the next), so no unit depends on another's statements."""
+    grouped: dict[str, list[Params]] = {}
+    for (_, then), held in zip(units, applied, strict=True):
+        if held:
+            for sql, params in then:
+                grouped.setdefault(sql, []).append(params)
+    return grouped
 
 
 class SqlStore(Store):
@@ -73,6 +85,8 @@ class SqlStore(Store):
 
     #: the database's clock, in seconds since the epoch, as an SQL expression
     now_sql = ""
+    #: guarded changes committed at once, each batch in its own transaction (SQLite has one writer)
+    write_lanes = 1
 
     def __init__(self, *, group_commit_max: int = 512) -> None:
         self._group_commit_max = group_commit_max
@@ -94,12 +108,13 @@ class SqlStore(Store):
 
     @abc.abstractmethod
     async def _apply_units(self, units: Sequence[Unit]) -> list[bool]:
-        """Run the units in one transaction: each one's statements run only if its guard returns a row."""
+        """Run the units in one transaction: every guard first, in order, then the statements of the
+        units whose guard returned a row, grouped by statement (:func:`changes_of`)."""
 
     async def _start_group_commit(self) -> None:
         self._committer = GroupCommitter(self._flush_group, self._group_commit_max)
         self._committer.start()
-        self._units = GroupCommitter(self._apply_units, self._group_commit_max)
+        self._units = GroupCommitter(self._apply_units, self._group_commit_max, self.write_lanes)
         self._units.start()
 
     async def _stop_group_commit(self) -> None:
@@ -490,18 +505,25 @@ class SqlStore(Store):
         status: str,
         details: str,
         postback: Outgoing | None = None,
+        submitting: str | None = None,
     ) -> bool:
         now = time.time()
-        return await self._unit(
-            (
-                "UPDATE messages SET state = ?, updated_at = ? WHERE tracking_id = ? AND state = ? "
-                "RETURNING tracking_id",
-                (MessageState.MEDIA_READY.value, now, tracking_id, MessageState.ACCEPTED.value),
-            ),
-            ("DELETE FROM parts WHERE owner_id = ?", (tracking_id,)),
+        state = MessageState.SUBMITTING if submitting else MessageState.MEDIA_READY
+        then = [  # an accepted message has no parts yet: nothing to delete first
             *part_statements(parts),
             event_statement("messages", "tracking_id", tracking_id, (code, status, details), now),
             *outbox_statements(postback, now),
+        ]
+        if submitting:
+            step = (None, "Submitting", f"to carrier {submitting}")
+            then.append(event_statement("messages", "tracking_id", tracking_id, step, now))
+        return await self._unit(
+            (
+                "UPDATE messages SET state = ?, updated_at = ?, carrier = COALESCE(?, carrier) "
+                "WHERE tracking_id = ? AND state = ? RETURNING tracking_id",
+                (state.value, now, submitting, tracking_id, MessageState.ACCEPTED.value),
+            ),
+            *then,
         )
 
     async def template_ready(
@@ -534,6 +556,15 @@ class SqlStore(Store):
                 (
                     "UPDATE jobs SET state = 'done', updated_at = ? WHERE kind = ? AND ref = ? AND state = 'queued'",
                     (now, JobKind.DELIVER.value, step.tracking_id),
+                )
+            )
+        if step.job is not None:
+            job_id, owner, run_at = step.job
+            then.append(
+                (
+                    "UPDATE jobs SET state = 'queued', run_at = ?, lease_owner = NULL, lease_until = NULL, "
+                    "updated_at = ? WHERE id = ? AND lease_owner = ? AND state = 'running'",
+                    (run_at, now, job_id, owner),
                 )
             )
         return await self._unit(

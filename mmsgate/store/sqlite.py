@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from mmsgate.errors import Conflict, NotFound, StoreError, StoreUnavailable
 from mmsgate.store.migrate import apply_migrations
-from mmsgate.store.sql import Params, Row, Statement, Unit
+from mmsgate.store.sql import Params, Row, Statement, Unit, changes_of
 from mmsgate.store.sql_delivery import DeliverySql
 
 T = TypeVar("T")
@@ -133,14 +133,9 @@ class SqliteStore(DeliverySql):
 
     async def _apply_units(self, units: Sequence[Unit]) -> list[bool]:
         def body(conn: sqlite3.Connection) -> list[bool]:
-            applied: list[bool] = []
-            for guard, then in units:
-                if guard is not None and not conn.execute(*guard).fetchall():
-                    applied.append(False)
-                    continue
-                for sql, params in then:
-                    conn.execute(sql, params)
-                applied.append(True)
+            applied = [guard is None or bool(conn.execute(*guard).fetchall()) for guard, _ in units]
+            for sql, rows in changes_of(units, applied).items():
+                conn.executemany(sql, rows)
             return applied
 
         return await self._transaction(body)

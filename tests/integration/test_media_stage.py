@@ -30,7 +30,7 @@ from mmsgate.core.model import Event, Job, Media, MediaKind, Message, Part, Slid
 from mmsgate.delivery.engine import Delivery
 from mmsgate.errors import MediaError
 from mmsgate.jobs.retry import RetryPolicy
-from mmsgate.jobs.worker import Worker
+from mmsgate.jobs.worker import Settled, Worker
 from mmsgate.media.adapt import CarrierProfile, encoded_size
 from mmsgate.media.blobs import BlobStore
 from mmsgate.media.cache import MediaCache
@@ -512,7 +512,7 @@ class Recording:
     inner: Delivery
     attempts: list[int] = field(default_factory=list)
 
-    async def run(self, job: Job) -> datetime | None:
+    async def run(self, job: Job) -> datetime | Settled | None:
         self.attempts.append(job.attempts)
         return await self.inner.run(job)
 
