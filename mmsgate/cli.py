@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
@@ -19,6 +20,7 @@ from datetime import datetime
 from enum import Enum
 from functools import wraps
 from pathlib import Path
+from types import FrameType
 from typing import Any, ParamSpec, TypeVar
 
 import click
@@ -198,6 +200,11 @@ async def _run_server(app: Any, settings: Settings, store: Store) -> None:
         timeout_graceful_shutdown=10,
     )
     server = _Server(config)
+    # uvicorn takes SIGINT/SIGTERM while it serves and, once shut down, raises the signal again for the
+    # handler it found installed: let that be a quiet one, so the workers and the store still close
+    # cleanly (jobs released, nothing left half-written) and the process exits 0
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _after_shutdown)
     serving = asyncio.create_task(server.serve())
     ready = asyncio.create_task(server.ready.wait())
     await asyncio.wait({serving, ready}, return_when=asyncio.FIRST_COMPLETED)
@@ -211,6 +218,10 @@ async def _run_server(app: Any, settings: Settings, store: Store) -> None:
         click.echo(f"mmsgate listening on http://{settings.host}:{port}")
         sys.stdout.flush()
     await serving
+
+
+def _after_shutdown(sig: int, frame: FrameType | None) -> None:
+    """A stop signal repeated by uvicorn after its graceful shutdown: the cleanup under way finishes."""
 
 
 async def _announce_demo(
@@ -255,7 +266,6 @@ def worker(data_dir: Path | None, database: str | None) -> None:
 
 
 async def _work(settings: Settings) -> None:
-    import signal
 
     from mmsgate.runtime import running_worker
 

@@ -73,8 +73,8 @@ class Settings(BaseSettings):
     postback_timeout: float = Field(default=10.0, gt=0, description="a receiver must answer 2xx within this")
     postback_retries: int = Field(default=5, ge=0, description="retries after a failed postback")
     postback_retry_interval: float = Field(default=300.0, gt=0, description="seconds between postback retries")
-    postback_concurrency: int = Field(default=128, ge=1, description="postbacks in flight per process")
-    postback_per_account: int = Field(default=16, ge=1, description="postbacks in flight per account and process")
+    postback_concurrency: int = Field(default=256, ge=1, description="postbacks in flight per process")
+    postback_per_account: int = Field(default=64, ge=1, description="postbacks in flight per account and process")
     postback_allow_networks: str = Field(
         default="", description="comma-separated CIDRs postbacks may go to although not public"
     )

@@ -49,6 +49,7 @@ class Receiver:
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     _server: asyncio.Server | None = None
     _hanging: list[asyncio.StreamWriter] = field(default_factory=list)
+    _seen: dict[str, int] = field(default_factory=dict)
 
     def url(self, path: str = "/postbacks") -> str:
         return f"http://{self.host}:{self.port}{path}"
@@ -92,7 +93,8 @@ class Receiver:
                 assert request is not None
                 path = request.target.decode()
                 headers = {k.decode().lower(): v.decode() for k, v in request.headers}
-                seen = len(self.on(path))
+                seen = self._seen.get(path, 0)
+                self._seen[path] = seen + 1
                 status = self._answer(path, seen)
                 async with self._changed:
                     self.received.append(Received(path, headers, body, time.time()))

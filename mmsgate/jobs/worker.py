@@ -60,6 +60,7 @@ class Worker:
         concurrency: int = 16,
         lease_seconds: float = 60.0,
         idle_wait: float = 0.5,
+        claim_gather: float = 0.005,
         policy: RetryPolicy | None = None,
     ) -> None:
         self.store = store
@@ -68,6 +69,7 @@ class Worker:
         self.concurrency = concurrency
         self.lease_seconds = lease_seconds
         self.idle_wait = idle_wait
+        self.claim_gather = claim_gather
         self.policy = policy or RetryPolicy()
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -105,11 +107,14 @@ class Worker:
             *self._running,
         }
         try:
-            await asyncio.wait(waiters, timeout=self.idle_wait, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(waiters, timeout=self.idle_wait, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for waiter in waiters:
                 if waiter not in self._running:
                     waiter.cancel()
+        if done and not self._stopping.is_set():
+            # woken by new work or a finished job: let a few more gather, so one claim takes them together
+            await asyncio.sleep(self.claim_gather)
 
     async def _execute(self, job: Job) -> None:
         handler = self.handlers[job.kind]
