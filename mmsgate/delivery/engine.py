@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import msgspec
 
@@ -24,7 +24,7 @@ from mmsgate.core.codes import EventCode, MessageState
 from mmsgate.core.compose import Mms, compose
 from mmsgate.core.model import Job, Message, Part, Step, iso, utcnow
 from mmsgate.delivery.throttle import SendLimiter
-from mmsgate.errors import CarrierError, CarrierRejected, MediaError, NotFound, NotYet
+from mmsgate.errors import CarrierBusy, CarrierError, CarrierRejected, MediaError, NotFound, NotYet
 from mmsgate.jobs.pipeline import message_failure
 from mmsgate.jobs.worker import SETTLED, Settled
 from mmsgate.media.stage import MediaStage
@@ -77,9 +77,27 @@ class Delivery:
                 message = await self.store.find_message(job.ref)
             else:
                 message, fresh = msgspec.structs.replace(message, state=S.SUBMITTING), True
-        if message.state in (S.MEDIA_READY, S.SUBMITTING) and await self._submit(message, parts, job, fresh=fresh):
-            return SETTLED
+        if message.state in (S.MEDIA_READY, S.SUBMITTING):
+            try:
+                if await self._submit(message, parts, job, fresh=fresh):
+                    return SETTLED
+            except CarrierBusy as exc:
+                # throttled: try again later, as long as the message lives (not counted as a failure)
+                delay = exc.retry_after if exc.retry_after is not None else self.busy_backoff(job.attempts)
+                log.info(
+                    "message %s: carrier %s busy, again in %.0f s: %s",
+                    message.tracking_id,
+                    self.carrier.name,
+                    delay,
+                    exc,
+                )
+                return min(utcnow() + timedelta(seconds=delay), message.expires_at)
         return message.expires_at  # wait for the report; the job ends the message N103 if none comes
+
+    @staticmethod
+    def busy_backoff(attempts: int) -> float:
+        """Seconds before trying a busy carrier again: 5 s, doubling per attempt, at most 10 minutes."""
+        return float(min(600.0, 5.0 * 2 ** max(0, attempts - 1)))
 
     async def give_up(self, job: Job, error: Exception) -> None:
         """The job will not be tried again: end the message with the failure that stopped it."""

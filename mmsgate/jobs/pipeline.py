@@ -21,6 +21,11 @@ log = logging.getLogger("mmsgate.pipeline")
 _CONTENT_CODES = frozenset({"E341", "E629"})
 """Media codes meaning the content is not what it claims (E011), as opposed to unobtainable (E101)."""
 
+_TRANSCODE_FAILURE = {
+    EventCode.TRANSCODE_AUDIO_FAILED.value: EventCode.TRANSCODE_AUDIO_FAILED,
+    EventCode.TRANSCODE_VIDEO_FAILED.value: EventCode.TRANSCODE_VIDEO_FAILED,
+}
+
 _TEMPLATE_FAILURE = {
     MediaKind.AUDIO.value: EventCode.TEMPLATE_AUDIO_FAILED,
     MediaKind.VIDEO.value: EventCode.TEMPLATE_VIDEO_FAILED,
@@ -31,7 +36,10 @@ _TEMPLATE_FAILURE = {
 def message_failure(error: Exception) -> tuple[EventCode, str]:
     """The postback code and details for a message whose media failed."""
     if isinstance(error, MediaError):
-        code = EventCode.CONTENT_INVALID if error.code in _CONTENT_CODES else EventCode.FAILED
+        if error.code in _CONTENT_CODES:
+            code = EventCode.CONTENT_INVALID
+        else:  # a failed transcoding keeps its own code (E012 audio, E013 video); anything else is E101
+            code = _TRANSCODE_FAILURE.get(error.code, EventCode.FAILED)
         return code, f"{error.code}: {error.detail}"
     return EventCode.FAILED, f"E999: {error}"
 

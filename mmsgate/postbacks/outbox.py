@@ -74,10 +74,12 @@ class PostbackSender:
     async def run(self) -> None:
         while not self._stopping.is_set():
             claimed_any = False
-            # claim in slices of at most `per_account`, skipping accounts that hold their share, so a
-            # single account's backlog can never take every slot
-            while (free := min(self.concurrency - len(self._running), self.per_account)) > 0:
-                busy = [a for a, n in self._per_account.items() if n >= self.per_account]
+            # claim at most half a share at a time, skipping accounts that hold half their share or more:
+            # no account ever holds more than its share, so one account's backlog (or a receiver that
+            # hangs) never takes the slots of the others
+            half = max(1, self.per_account // 2)
+            while (free := min(self.concurrency - len(self._running), half)) > 0:
+                busy = [a for a, n in self._per_account.items() if n + half > self.per_account]
                 try:
                     claimed = await self.store.claim_postbacks(
                         self.owner, limit=free, lease_seconds=self.timeout + 5, skip_accounts=busy
@@ -160,7 +162,7 @@ class PostbackSender:
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:  # made on first use, inside the running loop
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.concurrency, limit_per_host=self.per_account),
+                connector=aiohttp.TCPConnector(limit=self.concurrency, limit_per_host=0),  # shares are per account
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
                 skip_auto_headers=("User-Agent",),
             )

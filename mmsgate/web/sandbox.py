@@ -106,19 +106,20 @@ class SandboxApi:
         number = self._number(request)
         if number is None:
             return _error(400, "the handset number must be digits in international format")
-        if request.method == "PUT":
+        handset = await self.store.get_handset(number)
+        if request.method == "PUT":  # fields left out keep their current values
             data = await self._json(request)
             if isinstance(data, Response):
                 return data
             try:
-                behaviour = Behaviour(data.get("behaviour", "delivers"))
+                behaviour = Behaviour(data.get("behaviour", handset.behaviour.value))
             except ValueError:
                 return _error(400, f"behaviour must be one of {', '.join(b.value for b in Behaviour)}")
-            delay = data.get("delay", 0)
+            delay = data.get("delay", handset.delay)
             if isinstance(delay, bool) or not isinstance(delay, int | float) or not 0 <= delay <= 86400:
                 return _error(400, "delay must be a number of seconds from 0 to 86400")
-            await self.store.set_handset(Handset(number, behaviour, float(delay)))
-        handset = await self.store.get_handset(number)
+            handset = Handset(number, behaviour, float(delay))
+            await self.store.set_handset(handset)
         return json_response({"number": number, "behaviour": handset.behaviour.value, "delay": handset.delay})
 
     async def inbox(self, request: Request) -> Response:

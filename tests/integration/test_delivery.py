@@ -286,11 +286,12 @@ async def test_hanging_receiver_does_not_delay_other_accounts(gateway: Gateway) 
     per_account = gateway.settings.postback_per_account
     for _ in range(per_account + 4):
         await gateway.send(stuck, slide=[{"message-text": "hello"}])
-    await gateway.receiver.wait_for(lambda r: len([p for p in r if p.path == "/stuck"]) >= per_account)
+    await gateway.receiver.wait_for(lambda r: len([p for p in r if p.path == "/stuck"]) >= per_account // 2)
     started = min(p.at for p in gateway.receiver.on("/stuck"))
 
     other, _ = await gateway.account("/fine", sender="28445")
     tracking_id = await gateway.send(other, slide=[{"message-text": "hello"}])
     (sent,) = await gateway.postbacks(tracking_id, ["N101"])
     assert sent.at - started < gateway.settings.postback_timeout, "the other account waited for the stuck one"
-    assert len(gateway.receiver.on("/stuck")) <= per_account
+    # until then the stuck account held no more than its share (later, timed-out postbacks are retried)
+    assert len([p for p in gateway.receiver.on("/stuck") if p.at <= sent.at]) <= per_account

@@ -6,6 +6,8 @@ import pytest
 
 from mmsgate.core import lifecycle
 from mmsgate.core.codes import EventCode, MessageState
+from mmsgate.errors import MediaError
+from mmsgate.jobs.pipeline import message_failure
 
 S = MessageState
 NON_FINAL = [state for state in MessageState if state not in lifecycle.FINAL]
@@ -62,3 +64,12 @@ def test_outcome_codes() -> None:
         S.FAILED: "E101",
     }
     assert lifecycle.OUTCOME[S.DELIVERED] is EventCode.DELIVERED
+
+
+@pytest.mark.parametrize(
+    ("media_code", "event"),
+    [("E341", "E011"), ("E629", "E011"), ("E351", "E101"), ("E331", "E101"), ("E012", "E012"), ("E013", "E013")],
+)
+def test_media_failures_of_a_message_map_to_the_contracts_postback_codes(media_code: str, event: str) -> None:
+    code, details = message_failure(MediaError(media_code, "why"))
+    assert (code.value, details) == (event, f"{media_code}: why")
