@@ -180,6 +180,7 @@ async def running_worker(settings: Settings, store: Store) -> AsyncIterator[Runn
         concurrency=settings.postback_concurrency,
         per_account=settings.postback_per_account,
     )
+    store.on_outbox(sender.wake)
     tasks = [
         asyncio.create_task(worker.run(), name="worker"),
         asyncio.create_task(sender.run(), name="postbacks"),

@@ -63,6 +63,8 @@ class PostbackSender:
         self.secret_cache_seconds = secret_cache_seconds
         self._session: aiohttp.ClientSession | None = None
         self._running: dict[asyncio.Task[None], PostbackDelivery] = {}
+        self._inflight = 0
+        """POSTs under way; a slot is free again as soon as its exchange ends, before its outcome is stored."""
         self._per_account: Counter[str] = Counter()
         self._secrets: dict[str, tuple[float, str | None]] = {}
         self._wake = asyncio.Event()
@@ -78,7 +80,7 @@ class PostbackSender:
             # no account ever holds more than its share, so one account's backlog (or a receiver that
             # hangs) never takes the slots of the others
             half = max(1, self.per_account // 2)
-            while (free := min(self.concurrency - len(self._running), half)) > 0:
+            while (free := min(self.concurrency - self._inflight, half)) > 0:
                 busy = [a for a, n in self._per_account.items() if n + half > self.per_account]
                 try:
                     claimed = await self.store.claim_postbacks(
@@ -90,16 +92,17 @@ class PostbackSender:
                 for postback in claimed:
                     task = asyncio.create_task(self._deliver(postback), name=f"postback-{postback.id}")
                     self._running[task] = postback
+                    self._inflight += 1
                     self._per_account[postback.account_id] += 1
-                    task.add_done_callback(self._finished)
+                    task.add_done_callback(self._running.pop)
                 claimed_any = claimed_any or bool(claimed)
                 if len(claimed) < free:
                     break
-            if not claimed_any or self.concurrency == len(self._running):
+            if not claimed_any or self.concurrency == self._inflight:
                 await self._idle()
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        postback = self._running.pop(task)
+    def _release(self, postback: PostbackDelivery) -> None:
+        self._inflight -= 1
         self._per_account[postback.account_id] -= 1
         if self._per_account[postback.account_id] <= 0:
             del self._per_account[postback.account_id]
@@ -169,7 +172,10 @@ class PostbackSender:
         return self._session
 
     async def _deliver(self, postback: PostbackDelivery) -> None:
-        error = await self._post(postback)
+        try:
+            error = await self._post(postback)
+        finally:
+            self._release(postback)
         try:
             if error is None:
                 await self.store.postback_done(postback.id, self.owner, delivered=True, error=None)

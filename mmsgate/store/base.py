@@ -6,7 +6,7 @@ Every backend passes the same suite (``tests/integration/test_store.py``).
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from mmsgate.core.codes import JobKind, TemplateState
@@ -42,6 +42,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None:
         """Flush pending group commits and disconnect."""
+
+    @abc.abstractmethod
+    def on_outbox(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after this process commits a postback to the outbox (to send it at once
+        rather than at the sender's next poll)."""
 
     @abc.abstractmethod
     async def migrate(self) -> list[str]:

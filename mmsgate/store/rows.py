@@ -206,6 +206,10 @@ def event_statement(table: str, key: str, subject_id: str, event: tuple[str | No
 
 
 POSTBACK_COLUMNS = "id, event_id, account_id, subject_id, url, body, attempts"
+OUTBOX_INSERT = (
+    "INSERT INTO postbacks (event_id, account_id, subject_id, code, url, body, state, attempts, run_at, "
+    "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 def outbox_statements(postback: Outgoing | None, now: float) -> list[Statement]:
@@ -214,8 +218,7 @@ def outbox_statements(postback: Outgoing | None, now: float) -> list[Statement]:
         return []
     return [
         (
-            "INSERT INTO postbacks (event_id, account_id, subject_id, code, url, body, state, attempts, run_at, "
-            "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            OUTBOX_INSERT,
             (
                 postback.event_id,
                 postback.account_id,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -42,6 +42,7 @@ from mmsgate.store.rows import (
     KEY_COLUMNS,
     MESSAGE_COLUMNS,
     MESSAGE_READ_COLUMNS,
+    OUTBOX_INSERT,
     PART_COLUMNS,
     TEMPLATE_COLUMNS,
     Params,
@@ -63,6 +64,40 @@ from mmsgate.store.rows import (
 )
 
 __all__ = ["Params", "Row", "SqlStore", "Statement", "Unit", "changes_of"]
+
+
+def claim_statement(table: str, condition: str, skip_locked: str) -> str:
+    """Lease the oldest due rows of a job-like table (``state``, ``run_at``, ``lease_until``): expired
+    leases first, then queued rows that are due, each branch read in index order (one OR-ed query would
+    sort every due row of a backlog on each claim). Parameters: (now, the condition's, limit) for each
+    branch, then owner, lease end, now, and the limit again."""
+    branch = (
+        "SELECT id FROM (SELECT id FROM {table} WHERE state = '{state}' AND {column} {op} ?{condition} "
+        "ORDER BY {column}, id LIMIT ?{skip_locked}) AS {alias}"
+    )
+    expired = branch.format(
+        table=table,
+        state="running",
+        column="lease_until",
+        op="<",
+        condition=condition,
+        skip_locked=skip_locked,
+        alias="expired",
+    )
+    queued = branch.format(
+        table=table,
+        state="queued",
+        column="run_at",
+        op="<=",
+        condition=condition,
+        skip_locked=skip_locked,
+        alias="queued",
+    )
+    return (
+        f"WITH due AS ({expired} UNION ALL {queued}) "
+        f"UPDATE {table} SET state = 'running', attempts = attempts + 1, lease_owner = ?, lease_until = ?, "
+        f"updated_at = ? FROM (SELECT id FROM due LIMIT ?) AS picked WHERE {table}.id = picked.id"
+    )
 
 
 def changes_of(units: Sequence[Unit], applied: Sequence[bool]) -> dict[str, list[Params]]:
@@ -92,6 +127,7 @@ class SqlStore(Store):
         self._group_commit_max = group_commit_max
         self._committer: GroupCommitter[list[Statement], None] | None = None
         self._units: GroupCommitter[Unit, bool] | None = None
+        self._outbox_listeners: list[Callable[[], None]] = []
 
     # primitives -------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -142,7 +178,14 @@ class SqlStore(Store):
         """Commit a guarded change together with concurrent ones; True if its guard held."""
         if self._units is None:
             raise RuntimeError("store is not open")
-        return await self._units.submit(Unit(guard, then))
+        applied = await self._units.submit(Unit(guard, then))
+        if applied and self._outbox_listeners and any(sql is OUTBOX_INSERT for sql, _ in then):
+            for listener in self._outbox_listeners:
+                listener()
+        return applied
+
+    def on_outbox(self, listener: Callable[[], None]) -> None:
+        self._outbox_listeners.append(listener)
 
     async def _one(self, sql: str, params: Params, what: str) -> Row:
         rows = await self._read(sql, params)
@@ -594,21 +637,16 @@ class SqlStore(Store):
     ) -> list[Job]:
         now = time.time()
         kind_filter = ""
-        params: list[Any] = [now, now]
+        kind_values: list[Any] = []
         if kinds:
             kind_filter = f" AND kind IN ({', '.join('?' for _ in kinds)})"
-            params.extend(k.value for k in kinds)
-        params.extend([limit, owner, now + lease_seconds, now])
+            kind_values = [k.value for k in kinds]
         rows = await self._write(
             [
                 (
-                    "WITH due AS (SELECT id FROM jobs WHERE ((state = 'queued' AND run_at <= ?) "
-                    f"OR (state = 'running' AND lease_until < ?)){kind_filter} ORDER BY run_at LIMIT ?"
-                    f"{self.skip_locked}) "
-                    "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = ?, "
-                    "lease_until = ?, updated_at = ? FROM due WHERE jobs.id = due.id "
-                    f"RETURNING {', '.join('jobs.' + c.strip() for c in JOB_COLUMNS.split(','))}",
-                    params,
+                    claim_statement("jobs", kind_filter, self.skip_locked)
+                    + f" RETURNING {', '.join('jobs.' + c.strip() for c in JOB_COLUMNS.split(','))}",
+                    (now, *kind_values, limit, now, *kind_values, limit, owner, now + lease_seconds, now, limit),
                 )
             ]
         )

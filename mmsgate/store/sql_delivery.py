@@ -32,7 +32,7 @@ from mmsgate.store.rows import (
     message_row,
     outbox_statements,
 )
-from mmsgate.store.sql import SqlStore
+from mmsgate.store.sql import SqlStore, claim_statement
 
 _SUBMISSION_COLUMNS = "submission_id, carrier_message_id, number, outcome, mms, received_at, calls"
 
@@ -124,20 +124,29 @@ class DeliverySql(SqlStore):
         self, owner: str, *, limit: int, lease_seconds: float, skip_accounts: Sequence[str] = ()
     ) -> list[PostbackDelivery]:
         now = time.time()
-        skip = ""
+        condition = (
+            " AND NOT EXISTS (SELECT 1 FROM postbacks e WHERE e.subject_id = postbacks.subject_id "
+            "AND e.id < postbacks.id AND e.state IN ('queued', 'running'))"
+        )
         if skip_accounts:
-            skip = f" AND account_id NOT IN ({', '.join('?' for _ in skip_accounts)})"
+            condition += f" AND account_id NOT IN ({', '.join('?' for _ in skip_accounts)})"
         rows = await self._write(
             [
                 (
-                    "WITH due AS (SELECT id FROM postbacks p WHERE ((state = 'queued' AND run_at <= ?) "
-                    f"OR (state = 'running' AND lease_until < ?)){skip} "
-                    "AND NOT EXISTS (SELECT 1 FROM postbacks e WHERE e.subject_id = p.subject_id AND e.id < p.id "
-                    f"AND e.state IN ('queued', 'running')) ORDER BY run_at, id LIMIT ?{self.skip_locked}) "
-                    "UPDATE postbacks SET state = 'running', attempts = attempts + 1, lease_owner = ?, "
-                    "lease_until = ?, updated_at = ? FROM due WHERE postbacks.id = due.id "
-                    f"RETURNING {', '.join('postbacks.' + c.strip() for c in POSTBACK_COLUMNS.split(','))}",
-                    (now, now, *skip_accounts, limit, owner, now + lease_seconds, now),
+                    claim_statement("postbacks", condition, self.skip_locked)
+                    + f" RETURNING {', '.join('postbacks.' + c.strip() for c in POSTBACK_COLUMNS.split(','))}",
+                    (
+                        now,
+                        *skip_accounts,
+                        limit,
+                        now,
+                        *skip_accounts,
+                        limit,
+                        owner,
+                        now + lease_seconds,
+                        now,
+                        limit,
+                    ),
                 )
             ]
         )
