@@ -65,7 +65,7 @@ def fetch_limits(settings: Settings) -> FetchLimits:
 def media_pool(settings: Settings) -> ProcessPoolExecutor:
     """Media work runs in its own processes, never on the event loop that answers the API."""
     size = settings.media_processes or os.cpu_count() or 2
-    return ProcessPoolExecutor(size, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=200)
+    return ProcessPoolExecutor(size, mp_context=multiprocessing.get_context("spawn"))
 
 
 def public_url_resolver(settings: Settings, store: Store) -> Callable[[], Awaitable[str]]:
@@ -147,6 +147,7 @@ async def running_worker(settings: Settings, store: Store) -> AsyncIterator[Runn
         carrier_profile(settings),
         settings.data_dir / "spool",
         pool_factory=lambda: media_pool(settings),
+        recycle_after=200 * (settings.media_processes or os.cpu_count() or 2),
     )
     carrier = create_carrier(settings, store)
     builder = PostbackBuilder(store)
@@ -181,6 +182,7 @@ async def running_worker(settings: Settings, store: Store) -> AsyncIterator[Runn
         per_account=settings.postback_per_account,
     )
     store.on_outbox(sender.wake)
+    await store.watch_jobs(worker.wake)
     tasks = [
         asyncio.create_task(worker.run(), name="worker"),
         asyncio.create_task(sender.run(), name="postbacks"),

@@ -68,16 +68,25 @@ class MediaStage:
         profile: CarrierProfile,
         spool: Path,
         pool_factory: Callable[[], Executor] | None = None,
+        recycle_after: int = 0,
     ) -> None:
         self.fetcher = fetcher
         self.pool = pool
         self.pool_factory = pool_factory
+        self.recycle_after = recycle_after
+        self._tasks = 0
         self.blobs = blobs
         self.profile = profile
         self.spool = spool
         self._spool_ready = False
 
     async def _in_pool(self, fn: functools.partial[T]) -> T:
+        self._tasks += 1
+        if self.recycle_after and self._tasks % self.recycle_after == 0 and self.pool_factory is not None:
+            # fresh processes now and then, so a decoder's leaked memory never accumulates; done here rather
+            # than with max_tasks_per_child, which can deadlock the pool on Python 3.11 (CPython gh-115634)
+            old, self.pool = self.pool, self.pool_factory()
+            old.shutdown(wait=False)  # its tasks under way still finish
         pool = self.pool
         try:
             return await asyncio.get_running_loop().run_in_executor(pool, fn)

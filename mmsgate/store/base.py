@@ -43,6 +43,10 @@ class Store(abc.ABC):
     async def close(self) -> None:
         """Flush pending group commits and disconnect."""
 
+    async def watch_jobs(self, listener: Callable[[], None]) -> None:  # noqa: B027 - one process needs none
+        """Call ``listener`` when another process commits new jobs (PostgreSQL: LISTEN/NOTIFY), so
+        workers claim them at once rather than at their next poll. By default nothing is watched."""
+
     @abc.abstractmethod
     def on_outbox(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` after this process commits a postback to the outbox (to send it at once

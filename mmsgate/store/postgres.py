@@ -6,8 +6,9 @@ Several API and worker processes on several machines may share one database.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -17,6 +18,9 @@ from mmsgate.errors import Conflict, NotFound, StoreError, StoreUnavailable
 from mmsgate.store.migrate import apply_migrations
 from mmsgate.store.sql import Params, Row, Statement, Unit, changes_of
 from mmsgate.store.sql_delivery import DeliverySql
+
+JOBS_CHANNEL = "mmsgate_jobs"
+log = logging.getLogger("mmsgate.store")
 
 
 def _pg(sql: str) -> str:
@@ -54,6 +58,7 @@ class PostgresStore(DeliverySql):
         self.url = url
         self._pool_size = pool_size
         self._pool: AsyncConnectionPool | None = None
+        self._watchers: list[asyncio.Task[None]] = []
 
     async def open(self) -> None:
         pool = AsyncConnectionPool(
@@ -68,6 +73,10 @@ class PostgresStore(DeliverySql):
         await self._start_group_commit()
 
     async def close(self) -> None:
+        for watcher in self._watchers:
+            watcher.cancel()
+        await asyncio.gather(*self._watchers, return_exceptions=True)
+        self._watchers.clear()
         await self._stop_group_commit()
         if self._pool is not None:
             await self._pool.close()
@@ -75,6 +84,22 @@ class PostgresStore(DeliverySql):
 
     async def migrate(self) -> list[str]:
         return await asyncio.to_thread(apply_migrations, self.url, "postgresql")
+
+    async def watch_jobs(self, listener: Callable[[], None]) -> None:
+        self._watchers.append(asyncio.create_task(self._listen(listener), name="listen-jobs"))
+
+    async def _listen(self, listener: Callable[[], None]) -> None:
+        """LISTEN on its own connection, reconnecting after a failure; polling covers any gap."""
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(self.url, autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {JOBS_CHANNEL}")
+                    listener()  # anything committed while not listening is claimed now
+                    async for _ in conn.notifies():
+                        listener()
+            except psycopg.Error as exc:
+                log.warning("listening for new jobs failed (%s); polling until it is back", exc)
+                await asyncio.sleep(1.0)
 
     def _require_pool(self) -> AsyncConnectionPool:
         if self._pool is None:
@@ -112,6 +137,8 @@ class PostgresStore(DeliverySql):
                     async with cur.copy(copy) as loader:
                         for row in rows:
                             await loader.write_row(row)
+                # group commits carry new jobs: tell the workers of every process (delivered on commit)
+                await cur.execute(f"NOTIFY {JOBS_CHANNEL}")
         except psycopg.Error as exc:
             raise _translate(exc) from exc
 

@@ -40,3 +40,26 @@ async def test_a_dead_worker_process_is_replaced(tmp_path: Path) -> None:
         await fetcher.aclose()
         for pool in pools:
             pool.shutdown(wait=True)
+
+
+async def test_worker_processes_are_renewed_after_a_number_of_tasks(tmp_path: Path) -> None:
+    pools: list[Executor] = []
+
+    def factory() -> Executor:
+        pools.append(ProcessPoolExecutor(1))
+        return pools[-1]
+
+    fetcher = Fetcher(AddressGuard())
+    stage = MediaStage(
+        fetcher, factory(), BlobStore(tmp_path), CarrierProfile(), tmp_path, pool_factory=factory, recycle_after=3
+    )
+    try:
+        # more tasks than one pool may run, none lost while pools are swapped under them
+        results = [await stage._in_pool(functools.partial(pow, 2, n)) for n in range(10)]
+        assert results == [2**n for n in range(10)]
+        assert len(pools) == 4  # renewed at the 3rd, 6th and 9th task
+        assert stage.pool is pools[-1]
+    finally:
+        await fetcher.aclose()
+        for pool in pools:
+            pool.shutdown(wait=True)

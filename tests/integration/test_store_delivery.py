@@ -404,3 +404,24 @@ async def test_nothing_advances_back_to_accepted(store: Store, caller: Caller) -
     tracking_id = await accepted(store, caller)
     assert not await store.advance(Step(tracking_id, S.ACCEPTED, None, "Accepted", "no state leads here"))
     assert (await store.find_message(tracking_id)).state is S.ACCEPTED
+
+
+@pytest.mark.postgres
+async def test_workers_of_other_processes_hear_of_new_jobs(pg_url: str) -> None:
+    """An accept committed through one store wakes a listener on another (as between API and worker)."""
+    from mmsgate.store.postgres import PostgresStore
+
+    api, worker = PostgresStore(pg_url), PostgresStore(pg_url)
+    await api.open()
+    await worker.open()
+    try:
+        heard = asyncio.Event()
+        await worker.watch_jobs(heard.set)
+        await asyncio.wait_for(heard.wait(), 10)  # told once when it starts listening
+        heard.clear()
+        caller = await provision(api)
+        await api.accept_message(make_message(caller))
+        await asyncio.wait_for(heard.wait(), 10)
+    finally:
+        await worker.close()
+        await api.close()
