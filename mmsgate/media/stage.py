@@ -10,18 +10,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import tempfile
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import BrokenExecutor, Executor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from mmsgate.core.model import Media, MediaKind, Part, Slide
 from mmsgate.errors import MediaError, WorkerCrashed
-from mmsgate.media.adapt import Adapted, CarrierProfile, encoded_size
+from mmsgate.media.adapt import CarrierProfile, encoded_size
 from mmsgate.media.blobs import BlobStore
 from mmsgate.media.fetch import Fetcher
+from mmsgate.media.inspect import MediaInfo
 from mmsgate.media.kinds import RULES
 from mmsgate.media.work import Checked, adapt_file, check_file
 
@@ -42,8 +45,68 @@ class Prepared:
 class _Source:
     slide: int
     media: Media
-    path: Path
+    digest: str
     checked: Checked
+    path: Path | None = None
+    """The spooled file; None while the source is only in ``body`` (a small one whose check was remembered)."""
+    body: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Made:
+    """What fitting one source produced; its bytes are in the blob store."""
+
+    content_type: str
+    size: int
+    sha256: str
+    width: int
+    height: int
+    changed: bool
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class _Remembered(Generic[K, V]):
+    """A small least-recently-used memory: the same bytes always check and fit the same way, so a source
+    met before (the same picture in every message of a campaign) skips the worker processes."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+
+class _Spool:
+    """A temporary folder made on first use (a message whose sources were all met before needs none)."""
+
+    def __init__(self, parent: Path, stack: contextlib.ExitStack) -> None:
+        self.parent = parent
+        self.stack = stack
+        self._dir: Path | None = None
+        self._count = 0
+
+    def file(self) -> Path:
+        if self._dir is None:
+            self._dir = Path(self.stack.enter_context(tempfile.TemporaryDirectory(dir=self.parent, prefix="stage-")))
+        self._count += 1
+        return self._dir / f"{self._count}.src"
+
+
+KEEP_IN_MEMORY = 1024 * 1024
+"""A source up to this size whose check is remembered stays in memory instead of being spooled."""
 
 
 @contextlib.contextmanager
@@ -75,6 +138,8 @@ class MediaStage:
         self.pool_factory = pool_factory
         self.recycle_after = recycle_after
         self._tasks = 0
+        self._checked: _Remembered[tuple[str, MediaKind, str | None], Checked] = _Remembered(2048)
+        self._made: _Remembered[tuple[object, ...], _Made] = _Remembered(2048)
         self.blobs = blobs
         self.profile = profile
         self.spool = spool
@@ -112,60 +177,88 @@ class MediaStage:
         if not self._spool_ready:
             await asyncio.to_thread(self.spool.mkdir, parents=True, exist_ok=True)
             self._spool_ready = True
-        with tempfile.TemporaryDirectory(dir=self.spool, prefix="stage-") as tmp:
-            sources = await self._fetch_and_check(Path(tmp), slides, use_cache)
+        with contextlib.ExitStack() as stack:
+            spool = _Spool(self.spool, stack)
+            sources = await self._fetch_and_check(spool, slides, use_cache)
             budgets = self._budgets(slides, sources)
-            adapted: list[Adapted] = []
-            for source, budget in zip(sources, budgets, strict=True):
-                with _naming(source.slide, source.media):
-                    adapted.append(
-                        await self._in_pool(
-                            functools.partial(
-                                adapt_file,
-                                source.media.kind,
-                                source.checked.info,
-                                source.path,
-                                self.profile,
-                                budget,
-                                adapt=adapt_images,
-                                transcode=transcode_av,
-                            )
-                        )
-                    )
-        self._check_total(slides, sources, adapted)
-        parts: list[Part] = []
-        for position, (source, result) in enumerate(zip(sources, adapted, strict=True), 1):
-            digest = await asyncio.to_thread(self.blobs.put, result.body)
-            parts.append(
-                Part(
-                    owner_id=owner_id,
-                    position=position,
-                    slide=source.slide,
-                    kind=source.media.kind,
-                    content_type=result.content_type,
-                    size=len(result.body),
-                    sha256=digest,
-                    source_url=source.media.url,
-                    width=result.width,
-                    height=result.height,
-                    duration=source.checked.info.duration,
-                    adapted=result.changed,
+            made = [
+                await self._fit(spool, source, budget, adapt_images, transcode_av)
+                for source, budget in zip(sources, budgets, strict=True)
+            ]
+        self._check_total(slides, sources, made)
+        parts = tuple(
+            Part(
+                owner_id=owner_id,
+                position=position,
+                slide=source.slide,
+                kind=source.media.kind,
+                content_type=result.content_type,
+                size=result.size,
+                sha256=result.sha256,
+                source_url=source.media.url,
+                width=result.width,
+                height=result.height,
+                duration=source.checked.info.duration,
+                adapted=result.changed,
+            )
+            for position, (source, result) in enumerate(zip(sources, made, strict=True), 1)
+        )
+        return Prepared(parts, any(r.changed for r in made))
+
+    async def _fit(self, spool: _Spool, source: _Source, budget: int, adapt: bool, transcode: bool) -> _Made:
+        kind = source.media.kind
+        key = (source.digest, kind, source.checked.info.content_type, budget, adapt, transcode, self.profile)
+        known = self._made.get(key)
+        if known is not None and self.blobs.path(known.sha256).exists():
+            return known
+        if source.path is None:
+            source.path = spool.file()
+            await asyncio.to_thread(source.path.write_bytes, source.body or b"")
+            source.body = None
+        with _naming(source.slide, source.media):
+            result = await self._in_pool(
+                functools.partial(
+                    adapt_file,
+                    kind,
+                    source.checked.info,
+                    source.path,
+                    self.profile,
+                    budget,
+                    adapt=adapt,
+                    transcode=transcode,
                 )
             )
-        return Prepared(tuple(parts), any(r.changed for r in adapted))
+        digest = await asyncio.to_thread(self.blobs.put, result.body)
+        made = _Made(result.content_type, len(result.body), digest, result.width, result.height, result.changed)
+        self._made.put(key, made)
+        return made
 
-    async def _fetch_and_check(self, tmp: Path, slides: Sequence[Slide], use_cache: bool) -> list[_Source]:
+    async def _fetch_and_check(self, spool: _Spool, slides: Sequence[Slide], use_cache: bool) -> list[_Source]:
         sources: list[_Source] = []
         for number, slide in enumerate(slides, 1):
             for media in slide.media:
                 with _naming(number, media):
                     fetched = await self.fetcher.fetch(media.url, media.kind, use_cache=use_cache)
-                    path = tmp / f"{len(sources) + 1}.src"
-                    await asyncio.to_thread(path.write_bytes, fetched.body)
-                    declared = fetched.content_type
-                    del fetched  # only one source is held in memory at a time
-                    checked = await self._in_pool(functools.partial(check_file, media.kind, declared, path))
-                sources.append(_Source(number, media, path, checked))
+                    body, declared = fetched.body, fetched.content_type
+                    del fetched
+                    if len(body) <= KEEP_IN_MEMORY:
+                        digest = hashlib.sha256(body).hexdigest()
+                    else:
+                        digest = await asyncio.to_thread(lambda data: hashlib.sha256(data).hexdigest(), body)
+                    checked = self._checked.get((digest, media.kind, declared))
+                    source = _Source(number, media, digest, checked or Checked(MediaInfo(""), 0))
+                    if checked is None or len(body) > KEEP_IN_MEMORY:
+                        source.path = spool.file()
+                        await asyncio.to_thread(source.path.write_bytes, body)
+                    else:
+                        source.body = body
+                    del body  # only one large source is held in memory at a time
+                    if checked is None:
+                        assert source.path is not None
+                        checked = await self._in_pool(functools.partial(check_file, media.kind, declared, source.path))
+                        self._checked.put((digest, media.kind, declared), checked)
+                        source.checked = checked
+                sources.append(source)
         return sources
 
     def _fixed_bytes(self, slides: Sequence[Slide]) -> int:
@@ -188,16 +281,16 @@ class MediaStage:
             for s in sources
         ]
 
-    def _check_total(self, slides: Sequence[Slide], sources: Sequence[_Source], adapted: Sequence[Adapted]) -> None:
-        total = self._fixed_bytes(slides) + sum(encoded_size(len(a.body)) for a in adapted)
+    def _check_total(self, slides: Sequence[Slide], sources: Sequence[_Source], made: Sequence[_Made]) -> None:
+        total = self._fixed_bytes(slides) + sum(encoded_size(m.size) for m in made)
         if total <= self.profile.max_message_bytes:
             return
-        largest = max(range(len(adapted)), key=lambda i: len(adapted[i].body))
+        largest = max(range(len(made)), key=lambda i: made[i].size)
         kind = sources[largest].media.kind
         raise MediaError(
             kind=kind.value,
             code=RULES[kind].too_big,
             detail=f"the message would be {total} bytes as sent; carrier profile {self.profile.name!r} allows "
             f"{self.profile.max_message_bytes} (largest part: {kind.value} of slide {sources[largest].slide}, "
-            f"{len(adapted[largest].body)} bytes)",
+            f"{made[largest].size} bytes)",
         )

@@ -624,3 +624,29 @@ async def test_concurrent_messages_with_the_same_media_all_succeed(bench: Bench,
         p.name for p in (bench.tmp / "cache").rglob("*.tmp")
     ]
     assert leftovers == []
+
+
+async def test_content_met_before_skips_the_worker_processes(bench: Bench, origin: Origin) -> None:
+    big = samples.jpeg(1600, 1200)
+    body = {"bytes": big}
+
+    async def current(_: Request) -> Reply:
+        return file_reply(body["bytes"], "image/jpeg")
+
+    slides = [image_slide(origin.route("/same.jpg", current), "hi")]
+    stage = bench.stage()
+    first = await stage.prepare("m1", slides, adapt_images=True, transcode_av=False, use_cache=False)
+    tasks = stage._tasks
+    assert tasks == 2  # checked, then fitted
+    again = await stage.prepare("m2", slides, adapt_images=True, transcode_av=False, use_cache=False)
+    assert stage._tasks == tasks  # the same bytes: neither checked nor fitted again
+    assert [(p.sha256, p.size, p.width, p.adapted) for p in again.parts] == [
+        (p.sha256, p.size, p.width, p.adapted) for p in first.parts
+    ]
+    assert again.adapted and again.parts[0].owner_id == "m2"
+
+    body["bytes"] = samples.jpeg(1200, 900)  # other bytes at the same URL are proven and fitted afresh
+    changed = await stage.prepare("m3", slides, adapt_images=True, transcode_av=False, use_cache=False)
+    assert stage._tasks == tasks + 2
+    assert changed.parts[0].sha256 != first.parts[0].sha256
+    assert decoded_image(bench.blobs.get(changed.parts[0].sha256)).size == (640, 480)
