@@ -17,6 +17,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 
+RECENT_SECONDS = 1.0
+"""How long an entry read from disk is served from memory (short: other processes may replace it)."""
+RECENT_MAX_BYTES = 256 * 1024
+RECENT_ENTRIES = 256
+
+
 @dataclass(frozen=True, slots=True)
 class CachedHeader:
     url: str
@@ -40,12 +46,24 @@ class MediaCache:
         self.folder = folder
         self.max_bytes = max_bytes
         self.max_age = max_age
+        self._recent: dict[str, tuple[float, CacheEntry]] = {}
 
     def _paths(self, url: str) -> tuple[Path, Path]:
         name = hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()
         return self.folder / f"{name}.json", self.folder / f"{name}.body"
 
     def get(self, url: str) -> CacheEntry | None:
+        remembered = self._recent.get(url)
+        if remembered is not None and time.monotonic() - remembered[0] < RECENT_SECONDS:
+            return remembered[1]  # the same picture in a burst of messages: no file reads for a moment
+        entry = self._read(url)
+        if entry is not None and entry.header.size <= RECENT_MAX_BYTES:
+            if len(self._recent) >= RECENT_ENTRIES:
+                self._recent.clear()
+            self._recent[url] = (time.monotonic(), entry)
+        return entry
+
+    def _read(self, url: str) -> CacheEntry | None:
         head_path, body_path = self._paths(url)
         try:
             header = CachedHeader(**json.loads(head_path.read_text(encoding="utf-8")))
@@ -63,6 +81,7 @@ class MediaCache:
         if header.size > self.max_bytes:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
+        self._recent.pop(header.url, None)
         head_path, body_path = self._paths(header.url)
         for path, data in ((body_path, body), (head_path, json.dumps(asdict(header)).encode())):
             self._replace(path, data)
@@ -78,7 +97,8 @@ class MediaCache:
 
     def touch(self, url: str, fetched_at: float) -> None:
         """A conditional fetch said the entry is still current: restart its age."""
-        entry = self.get(url)
+        self._recent.pop(url, None)
+        entry = self._read(url)
         if entry is not None:
             header = CachedHeader(**{**asdict(entry.header), "fetched_at": fetched_at})
             head_path, _ = self._paths(url)
