@@ -13,7 +13,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -42,6 +42,31 @@ class JobHandler(Protocol):
 
     async def give_up(self, job: Job, error: Exception) -> None:
         """Record the final outcome of a job that will not be tried again."""
+
+
+async def idle(
+    wake: asyncio.Event,
+    stopping: asyncio.Event,
+    poll: float,
+    gather: float,
+    also: Iterable[asyncio.Future[Any]] = (),
+) -> None:
+    """Wait for ``wake`` (new work), ``stopping``, any of ``also`` (work under way ending) or ``poll``
+    seconds. When woken, wait ``gather`` more, so that one claim takes what arrives together."""
+    wake.clear()
+    running = set(also)
+    waiters: set[asyncio.Future[Any]] = {
+        asyncio.ensure_future(wake.wait()),
+        asyncio.ensure_future(stopping.wait()),
+        *running,
+    }
+    try:
+        done, _ = await asyncio.wait(waiters, timeout=poll, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters - running:
+            waiter.cancel()
+    if done and not stopping.is_set():
+        await asyncio.sleep(gather)
 
 
 def worker_name() -> str:
@@ -100,21 +125,7 @@ class Worker:
             await self._idle()
 
     async def _idle(self) -> None:
-        self._wake.clear()
-        waiters: set[asyncio.Future[Any]] = {
-            asyncio.ensure_future(self._wake.wait()),
-            asyncio.ensure_future(self._stopping.wait()),
-            *self._running,
-        }
-        try:
-            done, _ = await asyncio.wait(waiters, timeout=self.idle_wait, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                if waiter not in self._running:
-                    waiter.cancel()
-        if done and not self._stopping.is_set():
-            # woken by new work or a finished job: let a few more gather, so one claim takes them together
-            await asyncio.sleep(self.claim_gather)
+        await idle(self._wake, self._stopping, self.idle_wait, self.claim_gather, also=self._running)
 
     async def _execute(self, job: Job) -> None:
         handler = self.handlers[job.kind]

@@ -16,7 +16,6 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-
 RECENT_SECONDS = 1.0
 """How long an entry read from disk is served from memory (short: other processes may replace it)."""
 RECENT_MAX_BYTES = 256 * 1024

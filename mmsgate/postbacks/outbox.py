@@ -19,7 +19,6 @@ import logging
 import time
 from collections import Counter
 from datetime import timedelta
-from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -27,11 +26,14 @@ import aiohttp
 from mmsgate import __version__
 from mmsgate.core.model import PostbackDelivery, utcnow
 from mmsgate.errors import NotFound, StoreError
+from mmsgate.jobs.worker import idle
 from mmsgate.media.guard import AddressGuard, BlockedAddress, UnresolvedHost
 from mmsgate.postbacks import SIGNATURE_HEADER, sign
 from mmsgate.store.base import Store
 
 log = logging.getLogger("mmsgate.postbacks")
+CLAIM_GATHER = 0.005
+"""Seconds to let more deliveries finish once one has, so one claim refills their slots together."""
 
 
 class PostbackSender:
@@ -109,18 +111,7 @@ class PostbackSender:
         self._wake.set()  # a slot (maybe an account's share) is free again
 
     async def _idle(self) -> None:
-        self._wake.clear()
-        waiters: set[asyncio.Future[Any]] = {
-            asyncio.ensure_future(self._wake.wait()),
-            asyncio.ensure_future(self._stopping.wait()),
-        }
-        try:
-            done, _ = await asyncio.wait(waiters, timeout=self.idle_wait, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
-        if done and not self._stopping.is_set():
-            await asyncio.sleep(0.005)  # let a few more finish, so one claim refills them together
+        await idle(self._wake, self._stopping, self.idle_wait, CLAIM_GATHER)
 
     async def _secret(self, account_id: str) -> str | None:
         cached = self._secrets.get(account_id)

@@ -95,17 +95,21 @@ class SandboxApi:
             return _error(400, "the body must be a JSON object")
         return data
 
-    @staticmethod
-    def _number(request: Request) -> str | None:
-        return normalise_number(request.path_params["number"])
-
-    async def handset(self, request: Request) -> Response:
+    async def _handset_call(self, request: Request) -> tuple[AccountConfig, str] | Response:
+        """The caller's account and the handset number of the path, or the answer that refuses the call."""
         caller = await self._caller(request)
         if isinstance(caller, Response):
             return caller
-        number = self._number(request)
+        number = normalise_number(request.path_params["number"])
         if number is None:
             return _error(400, "the handset number must be digits in international format")
+        return caller, number
+
+    async def handset(self, request: Request) -> Response:
+        call = await self._handset_call(request)
+        if isinstance(call, Response):
+            return call
+        _, number = call
         handset = await self.store.get_handset(number)
         if request.method == "PUT":  # fields left out keep their current values
             data = await self._json(request)
@@ -123,22 +127,20 @@ class SandboxApi:
         return json_response({"number": number, "behaviour": handset.behaviour.value, "delay": handset.delay})
 
     async def inbox(self, request: Request) -> Response:
-        caller = await self._caller(request)
-        if isinstance(caller, Response):
-            return caller
-        number = self._number(request)
-        if number is None:
-            return _error(400, "the handset number must be digits in international format")
+        call = await self._handset_call(request)
+        if isinstance(call, Response):
+            return call
+        _, number = call
         rows = await self.store.sandbox_inbox(number)
         return json_response({"number": number, "messages": [inbox_entry(*row) for row in rows]})
 
     async def part(self, request: Request) -> Response:
-        caller = await self._caller(request)
-        if isinstance(caller, Response):
-            return caller
-        number = self._number(request)
+        call = await self._handset_call(request)
+        if isinstance(call, Response):
+            return call
+        _, number = call
         wanted, location = request.path_params["message"], request.path_params["location"]
-        for carrier_message_id, mms_json, _ in await self.store.sandbox_inbox(number or "", limit=1000):
+        for carrier_message_id, mms_json, _ in await self.store.sandbox_inbox(number, limit=1000):
             if carrier_message_id != wanted:
                 continue
             for part in _mms.decode(mms_json).parts:
@@ -148,16 +150,16 @@ class SandboxApi:
         return _error(404, "no such part in this handset's inbox")
 
     async def send(self, request: Request) -> Response:
-        caller = await self._caller(request)
-        if isinstance(caller, Response):
-            return caller
-        number = self._number(request)
+        call = await self._handset_call(request)
+        if isinstance(call, Response):
+            return call
+        caller, number = call
         data = await self._json(request)
         if isinstance(data, Response):
             return data
         to = normalise_number(data.get("to"))
-        if number is None or to is None:
-            return _error(400, "the handset and `to` must be numbers in international format")
+        if to is None:
+            return _error(400, "`to` must be a number in international format")
         if to not in caller.numbers:
             return _error(400, f"{to} is not a number of this account")
         files: list[InboundFile] = []

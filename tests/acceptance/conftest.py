@@ -34,6 +34,13 @@ class Gateway:
         self.url = ""
         self.output: list[str] = []
 
+    def ready(self, line: str) -> bool:
+        """Whether ``line`` of the output says the process is ready (here: listening, and where)."""
+        if "listening on " not in line:
+            return False
+        self.url = line.split("listening on ", 1)[1].split()[0]
+        return True
+
     async def start(self) -> Gateway:
         self.proc = await asyncio.create_subprocess_exec(
             MMSGATE,
@@ -51,10 +58,9 @@ class Gateway:
             while True:
                 line = (await self.proc.stdout.readline()).decode()
                 if not line:
-                    raise AssertionError("mmsgate exited before listening:\n" + "".join(self.output))
+                    raise AssertionError("mmsgate exited before it was ready:\n" + "".join(self.output))
                 self.output.append(line)
-                if "listening on " in line:
-                    self.url = line.split("listening on ", 1)[1].split()[0]
+                if self.ready(line):
                     return
 
         await asyncio.wait_for(wait_listening(), START_TIMEOUT)

@@ -30,7 +30,7 @@ from mmsgate.core.model import SandboxSubmission, iso, utcnow
 from mmsgate.store import create_store
 from mmsgate.store.base import Store
 from tests import media_samples as samples
-from tests.acceptance.conftest import MMSGATE, START_TIMEOUT, Gateway, cli_json, mmsgate_env
+from tests.acceptance.conftest import Gateway, cli_json, mmsgate_env
 from tests.integration.media_origin import Origin, file_reply
 from tests.receiver import Received, Receiver, running_receiver
 from tests.waiting import eventually
@@ -56,32 +56,12 @@ class WorkerProcess(Gateway):
 
     owner = ""
 
-    async def start(self) -> WorkerProcess:
-        self.proc = await asyncio.create_subprocess_exec(
-            MMSGATE,
-            *self.args,
-            cwd=self.cwd,
-            env=self.env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-        async def wait_running() -> None:
-            assert self.proc is not None and self.proc.stdout is not None
-            while True:
-                line = (await self.proc.stdout.readline()).decode()
-                if not line:
-                    raise AssertionError("mmsgate worker exited before running:\n" + "".join(self.output))
-                self.output.append(line)
-                words = line.split()
-                if words[:2] == ["mmsgate", "worker"] and words[-1] == "running":
-                    self.owner = words[2]
-                    return
-
-        await asyncio.wait_for(wait_running(), START_TIMEOUT)
-        self._drain = asyncio.create_task(self._drain_output())
-        return self
+    def ready(self, line: str) -> bool:
+        words = line.split()
+        if words[:2] == ["mmsgate", "worker"] and words[-1] == "running":
+            self.owner = words[2]
+            return True
+        return False
 
 
 class Processes:
