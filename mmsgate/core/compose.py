@@ -8,6 +8,7 @@ regions. Carrier adapters (MM7, EAIF, ...) turn an ``Mms`` into their own wire f
 
 from __future__ import annotations
 
+import functools
 import math
 import mimetypes
 from collections.abc import Sequence
@@ -181,6 +182,26 @@ def _slide(
 
 def smil_for(slides: Sequence[SlidePlan]) -> str:
     """The SMIL for (image-or-video, text, audio, duration ms) per slide, without an XML declaration."""
+    # messages of one campaign share their layout: build each distinct presentation once
+    return _smil(
+        tuple(
+            (
+                None if visual is None else (visual.content_type.lower().startswith("video/"), visual.content_id),
+                None if text is None else text.content_id,
+                None if audio is None else audio.content_id,
+                dur_ms,
+            )
+            for visual, text, audio, dur_ms in slides
+        )
+    )
+
+
+_Presentation = tuple[tuple[tuple[bool, str] | None, str | None, str | None, int], ...]
+"""Per slide: (is video, content id) of the image or video, the text's and the audio's content ids, ms."""
+
+
+@functools.lru_cache(maxsize=1024)
+def _smil(slides: _Presentation) -> str:
     smil = etree.Element("smil")
     layout = etree.SubElement(etree.SubElement(smil, "head"), "layout")
     etree.SubElement(layout, "root-layout", width="320", height="480")
@@ -193,10 +214,10 @@ def smil_for(slides: Sequence[SlidePlan]) -> str:
     for visual, text, audio, dur_ms in slides:
         par = etree.SubElement(body, "par", dur=f"{dur_ms}ms")
         if visual is not None:
-            tag = "video" if visual.content_type.lower().startswith("video/") else "img"
-            etree.SubElement(par, tag, src=f"cid:{visual.content_id}", region="Image")
+            is_video, content_id = visual
+            etree.SubElement(par, "video" if is_video else "img", src=f"cid:{content_id}", region="Image")
         if text is not None:
-            etree.SubElement(par, "text", src=f"cid:{text.content_id}", region="Text")
+            etree.SubElement(par, "text", src=f"cid:{text}", region="Text")
         if audio is not None:
-            etree.SubElement(par, "audio", src=f"cid:{audio.content_id}")
+            etree.SubElement(par, "audio", src=f"cid:{audio}")
     return str(etree.tostring(smil, encoding="unicode"))

@@ -209,7 +209,7 @@ class MediaStage:
         kind = source.media.kind
         key = (source.digest, kind, source.checked.info.content_type, budget, adapt, transcode, self.profile)
         known = self._made.get(key)
-        if known is not None and self.blobs.path(known.sha256).exists():
+        if known is not None:  # its bytes are in the blob store, which the gateway never prunes
             return known
         if source.path is None:
             source.path = spool.file()
