@@ -16,12 +16,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from collections import Counter
 from datetime import timedelta
 from urllib.parse import urlsplit
 
 import aiohttp
+import aiohttp.abc
 
 from mmsgate import __version__
 from mmsgate.core.model import PostbackDelivery, utcnow
@@ -34,6 +36,32 @@ from mmsgate.store.base import Store
 log = logging.getLogger("mmsgate.postbacks")
 CLAIM_GATHER = 0.005
 """Seconds to let more deliveries finish once one has, so one claim refills their slots together."""
+
+
+class GuardedResolver(aiohttp.abc.AbstractResolver):
+    """Resolves for aiohttp through the address guard, so the address checked is the one connected to
+    (no window for a DNS answer to change between a check and the connection)."""
+
+    def __init__(self, guard: AddressGuard) -> None:
+        self.guard = guard
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[aiohttp.abc.ResolveResult]:
+        address = await self.guard.resolve(host, port)
+        return [
+            {
+                "hostname": host,
+                "host": str(address),
+                "port": port,
+                "family": socket.AF_INET6 if address.version == 6 else socket.AF_INET,
+                "proto": 0,
+                "flags": socket.AI_NUMERICHOST,
+            }
+        ]
+
+    async def close(self) -> None:
+        """Nothing to release."""
 
 
 class PostbackSender:
@@ -130,10 +158,6 @@ class PostbackSender:
         parts = urlsplit(postback.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             return f"not an http(s) URL: {postback.url!r}"
-        try:
-            await self.guard.resolve(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
-        except (BlockedAddress, UnresolvedHost) as exc:
-            return str(exc)
         body = postback.body.encode()
         headers = {"Content-Type": "application/json", "User-Agent": f"mmsgate/{__version__}"}
         secret = await self._secret(postback.account_id)
@@ -147,6 +171,11 @@ class PostbackSender:
                 await response.read()
         except TimeoutError:
             return f"no answer within {self.timeout:g} s"
+        except (BlockedAddress, UnresolvedHost) as exc:  # from GuardedResolver: an address not to post to
+            return str(exc)
+        except aiohttp.ClientConnectorError as exc:
+            refused = exc.__cause__ if isinstance(exc.__cause__, BlockedAddress | UnresolvedHost) else None
+            return str(refused) if refused is not None else f"{type(exc).__name__}: {exc}"
         except aiohttp.ClientError as exc:
             return f"{type(exc).__name__}: {exc}"
         if 200 <= response.status < 300:
@@ -156,7 +185,12 @@ class PostbackSender:
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:  # made on first use, inside the running loop
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.concurrency, limit_per_host=0),  # shares are per account
+                connector=aiohttp.TCPConnector(
+                    limit=self.concurrency,
+                    limit_per_host=0,  # shares are per account
+                    resolver=GuardedResolver(self.guard),
+                    ttl_dns_cache=None,  # every connection is resolved (and checked) afresh
+                ),
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
                 skip_auto_headers=("User-Agent",),
             )

@@ -295,3 +295,33 @@ async def test_hanging_receiver_does_not_delay_other_accounts(gateway: Gateway) 
     assert sent.at - started < gateway.settings.postback_timeout, "the other account waited for the stuck one"
     # until then the stuck account held no more than its share (later, timed-out postbacks are retried)
     assert len([p for p in gateway.receiver.on("/stuck") if p.at <= sent.at]) <= per_account
+
+
+async def test_postbacks_never_go_to_addresses_the_guard_refuses(
+    store: Store, backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Without loopback allowed, a receiver on `localhost` is refused at resolution, every attempt."""
+    settings = gateway_settings(tmp_path, backend, request, postback_allow_networks="", postback_retries=1)
+    receiver = await Receiver().start()
+    try:
+        caller = await provision(store)
+        await store.update_account(caller.account_id, postback_url=f"http://localhost:{receiver.port}/pb")
+        await store.set_handset(Handset(caller.to, Behaviour.UNREACHABLE))
+        app = create_app(settings, store)
+        async with (
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway.test") as http,
+            running_worker(settings, store),
+        ):
+            body = caller.body(slide=[{"message-text": "hello"}])
+            answer = await http.post(API, json=body, headers={"x-api-key": caller.api_key})
+            tracking_id = answer.json()["tracking-id"]
+
+            async def given_up() -> tuple[str, str, str, int] | None:
+                found = await store.list_postbacks(tracking_id)
+                return found[0] if found and found[0][2] == "failed" else None
+
+            postback = await eventually(given_up, what="the postback to be given up")
+        assert postback[1:] == ("N101", "failed", 2)
+        assert receiver.received == []
+    finally:
+        await receiver.close()
