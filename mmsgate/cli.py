@@ -328,6 +328,18 @@ def migrate(as_json: bool) -> None:
     _emit(as_json, {"applied": applied}, f"applied {len(applied)} migration(s): {', '.join(applied) or 'none'}")
 
 
+@main.command()
+@store_options
+@with_store
+async def prune(store: Store, as_json: bool) -> None:
+    """Delete finished jobs, ended postbacks, old sandbox records and expired inbound MMS now (workers
+    also do it every MMSGATE_PRUNE_INTERVAL seconds; MMSGATE_RETENTION_DAYS says what is old)."""
+    from mmsgate.runtime import prune_once
+
+    counts = await prune_once(store, _settings(click.get_current_context()))
+    _emit(as_json, {"pruned": counts}, ", ".join(f"{n} {what}" for what, n in counts.items()) + " deleted")
+
+
 @main.group()
 def demo() -> None:
     """The demo account created by `serve`."""

@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     )
     inbound_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, description="largest inbound MMS taken")
     sandbox_api: bool = Field(default=True, description="serve /v1/sandbox/ (virtual handsets)")
+    retention_days: float = Field(
+        default=7.0, gt=0, description="days finished jobs, ended postbacks and sandbox records are kept"
+    )
+    prune_interval: float = Field(default=600.0, gt=0, description="seconds between two prunes by a worker")
 
     @classmethod
     def settings_customise_sources(

@@ -5,22 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import multiprocessing
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 
 from mmsgate.carriers import create_carrier
 from mmsgate.carriers.base import DeliveryReport, InboundMms
 from mmsgate.carriers.sandbox import SandboxCarrier, SandboxReports
 from mmsgate.config import Settings
 from mmsgate.core.codes import JobKind
-from mmsgate.core.model import MediaKind
+from mmsgate.core.model import MediaKind, utcnow
 from mmsgate.delivery.engine import Delivery
 from mmsgate.delivery.inbound import InboundReceiver
 from mmsgate.delivery.throttle import SendLimiter
-from mmsgate.errors import ConfigError
+from mmsgate.errors import ConfigError, StoreError
 from mmsgate.jobs.pipeline import TemplateMedia
 from mmsgate.jobs.worker import JobHandler, Worker, worker_name
 from mmsgate.media.adapt import CarrierProfile
@@ -82,6 +84,7 @@ def public_url_resolver(settings: Settings, store: Store) -> Callable[[], Awaita
 
 
 PUBLIC_URL = "public_url"
+log = logging.getLogger("mmsgate.runtime")
 
 
 @dataclass
@@ -122,6 +125,25 @@ class Running:
 
     def wake(self) -> None:
         self.worker.wake()
+
+
+async def prune_once(store: Store, settings: Settings) -> dict[str, int]:
+    """Delete what the retention settings say is over (see ``Store.prune``)."""
+    now = utcnow()
+    return await store.prune(now - timedelta(days=settings.retention_days), now)
+
+
+async def pruning(store: Store, settings: Settings) -> None:
+    """Every ``prune_interval`` seconds, prune; several workers doing it at once is harmless."""
+    while True:
+        await asyncio.sleep(settings.prune_interval)
+        try:
+            counts = await prune_once(store, settings)
+        except StoreError as exc:
+            log.warning("pruning failed (%s); it is tried again later", exc)
+            continue
+        if any(counts.values()):
+            log.info("pruned %s", ", ".join(f"{n} {what}" for what, n in counts.items() if n))
 
 
 @contextlib.asynccontextmanager
@@ -186,6 +208,7 @@ async def running_worker(settings: Settings, store: Store) -> AsyncIterator[Runn
     tasks = [
         asyncio.create_task(worker.run(), name="worker"),
         asyncio.create_task(sender.run(), name="postbacks"),
+        asyncio.create_task(pruning(store, settings), name="prune"),
     ]
     try:
         yield Running(worker, sender, core)

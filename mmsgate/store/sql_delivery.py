@@ -119,6 +119,39 @@ class DeliverySql(SqlStore):
             ]
         )
 
+    async def prune(self, finished_before: datetime, now: datetime, *, batch: int = 1000) -> dict[str, int]:
+        cutoff, moment = finished_before.timestamp(), now.timestamp()
+        targets = {
+            "jobs": ("jobs", "id", "state = 'done' AND updated_at < ?", cutoff),
+            "postbacks": ("postbacks", "id", "state IN ('delivered', 'failed') AND updated_at < ?", cutoff),
+            "sandbox_submissions": ("sandbox_submissions", "submission_id", "received_at < ?", cutoff),
+            "sandbox_inbox": ("sandbox_inbox", "id", "delivered_at < ?", cutoff),
+            "inbound_parts": (
+                "inbound_parts",
+                "inbound_id",
+                "inbound_id IN (SELECT id FROM inbound WHERE expires_at < ?)",
+                moment,
+            ),
+            "inbound": ("inbound", "id", "expires_at < ?", moment),
+        }
+        counts: dict[str, int] = {}
+        for name, (table, key, condition, value) in targets.items():
+            counts[name] = 0
+            while True:  # in batches: no long transaction holds the writer
+                rows = await self._write(
+                    [
+                        (
+                            f"DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} WHERE {condition} "
+                            f"LIMIT ?) RETURNING {key}",
+                            (value, batch),
+                        )
+                    ]
+                )
+                counts[name] += len(rows[0])
+                if len(rows[0]) < batch:
+                    break
+        return counts
+
     # postback outbox --------------------------------------------------------------------------
     async def claim_postbacks(
         self, owner: str, *, limit: int, lease_seconds: float, skip_accounts: Sequence[str] = ()

@@ -425,3 +425,69 @@ async def test_workers_of_other_processes_hear_of_new_jobs(pg_url: str) -> None:
     finally:
         await worker.close()
         await api.close()
+
+
+async def test_prune_deletes_only_what_is_over(store: Store, caller: Caller) -> None:
+    # a message delivered (job and postback finished), another still waiting (job queued, postback queued)
+    done, waiting = await accepted(store, caller, 1), await accepted(store, caller, 2)
+    for job in await store.claim_jobs("w1", limit=10, lease_seconds=LEASE):
+        if job.ref == done:
+            assert await store.finish_job(job.id, "w1")
+        else:
+            assert await store.retry_job(job.id, "w1", run_at=utcnow() + timedelta(days=3), error=None)
+    assert await store.media_ready(done, [], code=None, status="Media ready", details="x")
+    delivered = await with_postback(store, caller, done, S.SUBMITTING, "N101")
+    [claimed] = await store.claim_postbacks("w1", limit=10, lease_seconds=LEASE)
+    assert claimed.event_id == delivered.event_id
+    assert await store.postback_done(claimed.id, "w1", delivered=True, error=None)
+    assert await store.media_ready(waiting, [], code=None, status="Media ready", details="x")
+    await with_postback(store, caller, waiting, S.SUBMITTING, "N101")
+    await store.sandbox_submit(_submission(done, caller.to))
+    await store.sandbox_deliver(caller.to, "sbx-old", "{}")
+    now = utcnow()
+    expired = Inbound(
+        id=f"in_{secrets.token_hex(6)}",
+        token=secrets.token_urlsafe(16),
+        account_id=caller.account_id,
+        carrier="sandbox",
+        sender="15550100001",
+        recipient=caller.sender,
+        subject=None,
+        keyword=None,
+        copy_to=(),
+        expires_at=now - timedelta(seconds=1),
+        created_at=now - timedelta(days=8),
+        parts=(InboundPart(1, "1.txt", "text/plain", 2, "c" * 64),),
+    )
+    await store.receive_inbound(expired, None)
+
+    # nothing is old enough yet: only the expired inbound MMS goes
+    counts = await store.prune(now - timedelta(days=7), now)
+    assert counts == {
+        "jobs": 0,
+        "postbacks": 0,
+        "sandbox_submissions": 0,
+        "sandbox_inbox": 0,
+        "inbound_parts": 1,
+        "inbound": 1,
+    }
+    with pytest.raises(NotFound):
+        await store.find_inbound(expired.token)
+
+    # a week later: what finished goes, what is still under way stays, messages and events stay
+    later = now + timedelta(days=8)
+    counts = await store.prune(later - timedelta(days=7), later, batch=1)
+    assert counts == {
+        "jobs": 1,
+        "postbacks": 1,
+        "sandbox_submissions": 1,
+        "sandbox_inbox": 1,
+        "inbound_parts": 0,
+        "inbound": 0,
+    }
+    assert await store.list_postbacks(done) == []
+    assert [p[2] for p in await store.list_postbacks(waiting)] == ["queued"]
+    assert (await store.find_message(done)).state is S.SUBMITTING
+    assert len(await store.list_events(done)) == 2
+    assert await store.sandbox_submission(done) is None
+    assert await store.sandbox_inbox(caller.to) == []
