@@ -50,11 +50,14 @@ async def idle(
     poll: float,
     gather: float,
     also: Iterable[asyncio.Future[Any]] = (),
+    busy: bool | None = None,
 ) -> None:
     """Wait for ``wake`` (new work), ``stopping``, any of ``also`` (work under way ending) or ``poll``
-    seconds. When woken, wait ``gather`` more, so that one claim takes what arrives together."""
+    seconds. When woken while ``busy`` (default: while any of ``also`` runs), wait ``gather`` more, so
+    that one claim takes what arrives together; an idle loop claims new work at once."""
     wake.clear()
     running = set(also)
+    loaded = bool(running) if busy is None else busy
     waiters: set[asyncio.Future[Any]] = {
         asyncio.ensure_future(wake.wait()),
         asyncio.ensure_future(stopping.wait()),
@@ -65,7 +68,7 @@ async def idle(
     finally:
         for waiter in waiters - running:
             waiter.cancel()
-    if done and not stopping.is_set():
+    if done and loaded and not stopping.is_set():
         await asyncio.sleep(gather)
 
 

@@ -139,7 +139,7 @@ class PostbackSender:
         self._wake.set()  # a slot (maybe an account's share) is free again
 
     async def _idle(self) -> None:
-        await idle(self._wake, self._stopping, self.idle_wait, CLAIM_GATHER)
+        await idle(self._wake, self._stopping, self.idle_wait, CLAIM_GATHER, busy=self._inflight > 0)
 
     async def _secret(self, account_id: str) -> str | None:
         cached = self._secrets.get(account_id)
@@ -199,6 +199,9 @@ class PostbackSender:
     async def _deliver(self, postback: PostbackDelivery) -> None:
         try:
             error = await self._post(postback)
+        except Exception as exc:  # a URL no HTTP client can use, say: a failed attempt, never a lost postback
+            log.exception("postback %s to %s could not be sent", postback.event_id, postback.url)
+            error = f"{type(exc).__name__}: {exc}"
         finally:
             self._release(postback)
         try:
