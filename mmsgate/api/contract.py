@@ -205,7 +205,7 @@ def _is_mobile(digits: str) -> bool:
         return False
 
 
-def _service_id(data: dict[str, Any], config: AccountConfig) -> str:
+def _service_id(data: dict[str, Any], config: AccountConfig | None) -> str:
     value = data.get("service-id")
     if value is None:
         raise fail(ErrorCode.SERVICE_ID_INVALID, "service-id is required")
@@ -213,30 +213,32 @@ def _service_id(data: dict[str, Any], config: AccountConfig) -> str:
         value = str(value)
     if not isinstance(value, str) or not value:
         raise fail(ErrorCode.SERVICE_ID_INVALID, f"service-id must be a campaign id, not {_show(value)}")
-    if value not in config.service_ids:
+    if config is not None and value not in config.service_ids:
         raise fail(ErrorCode.SERVICE_ID_INVALID, f"service-id {_show(value)} is not a campaign of this account")
     return value
 
 
-def _to(data: dict[str, Any], config: AccountConfig) -> str:
+def _to(data: dict[str, Any], config: AccountConfig | None) -> str:
     value = data.get("to")
     if value is None:
         raise fail(ErrorCode.INVALID_TO, "to is required: a mobile number with country code")
     digits = normalise_number(value)
     if digits is None or not _is_mobile(digits):
         raise fail(ErrorCode.INVALID_TO, f"to {_show(value)} is not a mobile number with country code")
-    if digits in config.blocked:
+    if config is not None and digits in config.blocked:
         raise fail(ErrorCode.NUMBER_BLOCKED, f"to {digits} is blocked for this account")
     return digits
 
 
-def _from(data: dict[str, Any], config: AccountConfig, service_id: str) -> str:
+def _from(data: dict[str, Any], config: AccountConfig | None, service_id: str) -> str:
     value = data.get("from")
     if value is None:
         raise fail(ErrorCode.INVALID_FROM, "from is required: a short code, toll-free or 10DLC number")
     digits = normalise_number(value)
     if digits is None or not 3 <= len(digits) <= 15:
         raise fail(ErrorCode.INVALID_FROM, f"from {_show(value)} is not a short code, toll-free or 10DLC number")
+    if config is None:  # checked without the account: its numbers are the server's to know
+        return digits
     if digits not in config.numbers:
         raise fail(ErrorCode.INVALID_FROM, f"from {digits} is not a number of this account")
     if not config.may_send_from(digits, service_id):
@@ -598,3 +600,38 @@ def check_sendsavedmms(data: dict[str, Any], template: Template, config: Account
         mms_id=template.mms_id,
         created_at=now,
     )
+
+
+def precheck(data: dict[str, Any], now: datetime) -> None:
+    """Apply the rules that need no knowledge of the account (its campaigns, numbers, blocked numbers,
+    templates), in the contract's order, raising the :class:`ApiError` the server would answer.
+
+    ``mmsgate.client`` runs it before sending, so a client and the server always agree on those rules."""
+    action = data.get("action")
+    action = action.lower() if isinstance(action, str) else action
+    if action == "sendmms":
+        service_id = _service_id(data, None)
+        _to(data, None)
+        _from(data, None, service_id)
+        _from_mask(data)
+        _string(data, "message-subject", ErrorCode.SUBJECT_INVALID, max_len=MAX_SUBJECT, required=False)
+        _fallback_text(data, _quiet_boolean(data, "disable-fallback-sms", False))
+        _boolean(data, "disable-fallback-sms-link", False)
+        _boolean(data, "disable-fallback-sms", False)
+        _link_expiration(data, now)
+        _mms_expiry(data, now)
+        _client_reference(data)
+        _boolean(data, "cache-content", True)
+        _slides(data)
+    elif action == "savemms":
+        check_savemms(data, "", now)
+    elif action == "sendsavedmms":
+        mms_id_of(data)
+        service_id = _service_id(data, None)
+        _to(data, None)
+        _from(data, None, service_id)
+        _from_mask(data)
+        _string(data, "message-subject", ErrorCode.SUBJECT_INVALID, max_len=MAX_SUBJECT, required=False)
+        _link_expiration(data, now)
+        _mms_expiry(data, now)
+        _client_reference(data)
