@@ -13,7 +13,7 @@ import click
 import filetype
 
 from mmsgate.carriers.base import InboundFile
-from mmsgate.carriers.sandbox import Outgoing, send_from_handset
+from mmsgate.carriers.sandbox import HandsetMms, send_from_handset
 from mmsgate.cli import _emit, _number, _settings, main, store_options, with_store
 from mmsgate.core.model import Behaviour, Handset
 from mmsgate.store.base import Store
@@ -105,6 +105,6 @@ async def send(
         parts.append(InboundFile(_content_type(path, data), data, path.name))
     tracking_id = await send_from_handset(
         build_inbound(settings, store),
-        Outgoing(_number(sender), _number(to), subject, text, tuple(parts), tuple(_number(n) for n in copy_to)),
+        HandsetMms(_number(sender), _number(to), subject, text, tuple(parts), tuple(_number(n) for n in copy_to)),
     )
     _emit(as_json, {"tracking-id": tracking_id}, f"sent: tracking-id {tracking_id}")

@@ -111,7 +111,7 @@ class SandboxReports:
 
 
 @dataclass(frozen=True, slots=True)
-class Outgoing:
+class HandsetMms:
     """An MMS a handset is to send."""
 
     sender: str
@@ -122,7 +122,7 @@ class Outgoing:
     copy_to: tuple[str, ...] = ()
 
 
-async def send_from_handset(sink: InboundSink, message: Outgoing) -> str:
+async def send_from_handset(sink: InboundSink, message: HandsetMms) -> str:
     """A handset sends an MMS (text first, then the files); returns the inbound tracking id."""
     files: list[InboundFile] = []
     if message.text:

@@ -25,7 +25,7 @@ from mmsgate.api.auth import Authenticator
 from mmsgate.api.contract import normalise_number
 from mmsgate.api.endpoint import json_response
 from mmsgate.carriers.base import InboundFile, InboundSink
-from mmsgate.carriers.sandbox import Outgoing, send_from_handset
+from mmsgate.carriers.sandbox import HandsetMms, send_from_handset
 from mmsgate.core.compose import Mms
 from mmsgate.core.model import AccountConfig, Behaviour, Handset, iso
 from mmsgate.delivery.inbound import InboundRefused
@@ -176,7 +176,9 @@ class SandboxApi:
         if not (subject is None or isinstance(subject, str)) or not (text is None or isinstance(text, str)):
             return _error(400, "subject and text must be strings")
         try:
-            tracking_id = await send_from_handset(self.sink, Outgoing(number, to, subject, text, tuple(files), copy_to))
+            tracking_id = await send_from_handset(
+                self.sink, HandsetMms(number, to, subject, text, tuple(files), copy_to)
+            )
         except InboundRefused as exc:
             return _error(400, str(exc))
         return json_response({"status": "success", "tracking-id": tracking_id}, 202)
