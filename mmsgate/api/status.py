@@ -80,6 +80,11 @@ class StatusView:
                 **_sending(m.sending),
                 "created": iso(m.created_at),
                 "events": _events(events),
+                "carrier": ({"name": m.carrier, "message-id": m.carrier_message_id} if m.carrier_message_id else None),
+                "postbacks": [
+                    {"event-id": event_id, "code": code, "state": state, "attempts": attempts}
+                    for event_id, code, state, attempts in await self.store.list_postbacks(m.tracking_id)
+                ],
             }
         )
 

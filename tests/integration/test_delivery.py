@@ -145,6 +145,21 @@ async def test_delivered_message_reports_sent_then_delivered_and_lands_in_the_in
     assert image.content == photo
     assert entry["smil"].count("<par ") == 2 and 'src="cid:image1"' in entry["smil"]
 
+    # the status view says where the message went and how its postbacks stand
+    async def both_recorded() -> dict[str, object] | None:
+        view = await gateway.http.get(f"/v1/messages/{tracking_id}", headers={"x-api-key": caller.api_key})
+        data: dict[str, object] = view.json()
+        postbacks = data["postbacks"]
+        assert isinstance(postbacks, list)
+        return data if [p["state"] for p in postbacks] == ["delivered", "delivered"] else None
+
+    view = await eventually(both_recorded, what="both postbacks to be recorded delivered")
+    assert view["carrier"] == {"name": "sandbox", "message-id": entry["carrier-message-id"]}
+    assert view["postbacks"] == [
+        {"event-id": sent.json["event-id"], "code": "N101", "state": "delivered", "attempts": 1},
+        {"event-id": delivered.json["event-id"], "code": "N102", "state": "delivered", "attempts": 1},
+    ]
+
 
 @pytest.mark.parametrize(
     ("behaviour", "codes"),
