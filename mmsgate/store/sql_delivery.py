@@ -53,6 +53,10 @@ def _submission(row: Row, report_at: float | None = None) -> SandboxSubmission:
 class DeliverySql(SqlStore):
     """Delivery operations over the SQL primitives of :class:`SqlStore`."""
 
+    def __init__(self, *, group_commit_max: int = 512) -> None:
+        super().__init__(group_commit_max=group_commit_max)
+        self._ring_sizes: dict[str, int] = {}
+
     # delivery ---------------------------------------------------------------------------------
     async def find_by_carrier_id(self, carrier: str, carrier_message_id: str) -> Message:
         row = await self._one(
@@ -70,9 +74,7 @@ class DeliverySql(SqlStore):
         rows = await self._read("SELECT postback_url FROM accounts WHERE id = ?", (account_id,))
         return str(rows[0][0]) if rows and rows[0][0] else None
 
-    async def reserve_sends(self, carrier: str, limit: int, window: float, want: int) -> tuple[int, float]:
-        # a ring of `limit` slots per carrier, each holding the time of the send that used it last: a
-        # slot is free once that send left the window, so no window ever holds more than `limit` sends
+    async def _size_ring(self, carrier: str, limit: int) -> None:
         rows = await self._read("SELECT COUNT(*) FROM carrier_sends WHERE carrier = ?", (carrier,))
         if int(rows[0][0]) != limit:
             await self._write(
@@ -88,6 +90,13 @@ class DeliverySql(SqlStore):
                     ),
                 ]
             )
+
+    async def reserve_sends(self, carrier: str, limit: int, window: float, want: int) -> tuple[int, float]:
+        # a ring of `limit` slots per carrier, each holding the time of the send that used it last: a
+        # slot is free once that send left the window, so no window ever holds more than `limit` sends
+        if self._ring_sizes.get(carrier) != limit:  # sized once per process and limit, not on every send
+            await self._size_ring(carrier, limit)
+            self._ring_sizes[carrier] = limit
         now = self.now_sql
         granted = await self._write(
             [
