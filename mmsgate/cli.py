@@ -196,6 +196,7 @@ async def _run_server(app: Any, settings: Settings, store: Store) -> None:
         loop="none",
         http="httptools",
         access_log=False,
+        proxy_headers=False,  # nothing here reads the client's address
         log_level="warning",
         timeout_graceful_shutdown=10,
     )
@@ -311,6 +312,7 @@ def api(host: str | None, port: int | None, data_dir: Path | None, database: str
         loop="uvloop",
         http="httptools",
         access_log=False,
+        proxy_headers=False,  # nothing here reads the client's address
         log_level="warning",
     )
 

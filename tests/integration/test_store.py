@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections import Counter
 from datetime import timedelta
@@ -16,7 +17,7 @@ from mmsgate.errors import Conflict, NotFound
 from mmsgate.store.base import Store
 from mmsgate.store.postgres import PostgresStore
 from mmsgate.store.sqlite import SqliteStore
-from tests.conftest import Caller
+from tests.conftest import Caller, provision
 
 
 def _sending() -> Sending:
@@ -236,3 +237,52 @@ async def test_concurrent_claimers_never_share_a_job(
     assert set(per_job.values()) == {1}
     if backend == "postgresql":
         assert len({owner for owner, _ in claimed}) > 1, "claims should spread over the workers"
+
+
+async def test_sqlite_write_waits_for_another_process_without_blocking_the_loop(tmp_path: Path) -> None:
+    """While another connection (as another process would) holds SQLite's write lock, a write waits for it
+    in the writer thread: the event loop keeps running, and the write lands once the lock is free."""
+    path = tmp_path / "locked.sqlite3"
+    store = SqliteStore(path)
+    await store.migrate()
+    await store.open()
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        caller = await provision(store)
+        message = make_message(caller)
+        other.execute("BEGIN IMMEDIATE")
+        write = asyncio.create_task(store.accept_message(message))
+        for _ in range(5):  # the loop turns promptly while the write waits
+            started = time.monotonic()
+            await asyncio.sleep(0.01)
+            assert time.monotonic() - started < 1.0
+        assert not write.done()
+        other.execute("ROLLBACK")
+        await asyncio.wait_for(write, 10)
+        assert (await store.find_message(message.tracking_id)).state is MessageState.ACCEPTED
+        # and the next write takes the fast path again
+        second = make_message(caller, 1)
+        await asyncio.wait_for(store.accept_message(second), 10)
+        assert (await store.find_message(second.tracking_id)).tracking_id == second.tracking_id
+    finally:
+        other.close()
+        await store.close()
+
+
+async def test_sqlite_write_cancelled_during_its_commit_leaves_the_store_usable(tmp_path: Path) -> None:
+    """A caller that gives up while its commit runs in the writer thread does not hand the connection to
+    the next write mid-commit: the next write waits for that commit, and both land."""
+    store = SqliteStore(tmp_path / "cancel.sqlite3")
+    await store.migrate()
+    await store.open()
+    try:
+        for n in range(20):
+            first = asyncio.create_task(store.create_account(f"gone-{n}"))
+            await asyncio.sleep(0)  # its statements ran on the loop; its commit is in the writer thread
+            first.cancel()
+            second = await asyncio.wait_for(store.create_account(f"kept-{n}"), 10)
+            assert (await store.get_account(second.id)).name == f"kept-{n}"
+        names = {a.name for a in await store.list_accounts()}
+        assert {f"kept-{n}" for n in range(20)} <= names
+    finally:
+        await store.close()
