@@ -34,7 +34,9 @@ class Settings(BaseSettings):
     )
     group_commit_max: int = Field(default=512, ge=1, description="most requests committed together")
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "FULL"
-    pg_pool_size: int = Field(default=8, ge=1)
+    pg_pool_size: int = Field(
+        default=12, ge=1, description="PostgreSQL connections per process (accepts commit on up to 6 at once)"
+    )
     job_lease_seconds: float = Field(default=60.0, gt=0)
     worker_concurrency: int = Field(default=16, ge=1, description="jobs one worker process runs at once")
     workers: bool = Field(default=True, description="`serve` runs the job workers in its process")
