@@ -47,7 +47,7 @@ def _inserts_statement(statements: tuple[str, ...]) -> tuple[str, tuple[tuple[st
         table, names = match.group(1), match.group(2)
         parts.append(
             f"w{n} AS (INSERT INTO {table} ({names}) SELECT {names} "
-            f"FROM jsonb_populate_recordset(NULL::{table}, %s::jsonb))"
+            f"FROM json_populate_recordset(NULL::{table}, %s::json))"
         )
         columns.append(tuple(name.strip() for name in names.split(",")))
     return f"WITH {', '.join(parts)} SELECT pg_notify('{JOBS_CHANNEL}', '')", tuple(columns)

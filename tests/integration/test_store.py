@@ -9,6 +9,7 @@ from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from mmsgate.core.codes import JobKind, MessageState, TemplateState
@@ -130,6 +131,33 @@ async def test_message_roundtrip_with_event_and_job(store: Store, caller: Caller
         await store.get_message("acc_other", message.tracking_id)
     jobs = await store.claim_jobs("w1", limit=10, lease_seconds=30)
     assert [(j.kind, j.ref, j.attempts) for j in jobs] == [(JobKind.DELIVER, message.tracking_id, 1)]
+
+
+async def test_accepted_texts_come_back_exactly(store: Store, caller: Caller) -> None:
+    """Accepted rows travel as JSON on PostgreSQL and as parameters on SQLite: every character survives,
+    and several messages committed together keep their own values."""
+    texts = [
+        'quotes " and \\ backslashes \\" and {"json": [1, 2]}',
+        "lines\nand\ttabs\r\n, accents: é ü ß, emoji 😀👍🏽, RTL עברית, CJK 漢字",
+        "\u2028 and \u2029 separators, a lone \x7f and \x01 control",
+        "",
+    ]
+    messages = []
+    for n, text in enumerate(texts):
+        base = make_message(caller, n)
+        sending = msgspec.structs.replace(
+            base.sending,
+            subject=text or None,
+            client_reference=text[:40] or None,
+            slides=(Slide(text or None, (Media(MediaKind.IMAGE, f"https://m.example/{n}.jpg?q={n}&x=ü"),)),),
+        )
+        messages.append(msgspec.structs.replace(base, sending=sending, from_mask=f"Mask{n}"))
+    await asyncio.gather(*(store.accept_message(m) for m in messages))
+    for message in messages:
+        stored = await store.get_message(caller.account_id, message.tracking_id)
+        assert stored.sending == message.sending
+        assert stored.from_mask == message.from_mask
+        assert stored.expires_at == message.expires_at
 
 
 async def test_template_lifecycle(store: Store, caller: Caller) -> None:
