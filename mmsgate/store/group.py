@@ -2,7 +2,9 @@
 
 At most ``parallel`` flushes run at a time (one for SQLite's single writer; a few for PostgreSQL, on
 separate connections); writes that arrive meanwhile form the next batch, so batches grow with load and
-a lone write is committed at once. If a batch fails, its writes are committed one by one so that
+a lone write is committed at once. While a flush is under way another lane opens only for at least
+``busy_batch`` writes (or when a flush ends): many small concurrent batches would cost the database more
+per write than a few larger ones. If a batch fails, its writes are committed one by one so that
 only the write at fault gets the error.
 """
 
@@ -20,10 +22,17 @@ class GroupCommitter(Generic[T, R]):
     """Batches items for ``flush``, which commits a list of items in one transaction and returns one
     result per item."""
 
-    def __init__(self, flush: Callable[[list[T]], Awaitable[list[R]]], max_batch: int = 512, parallel: int = 1) -> None:
+    def __init__(
+        self,
+        flush: Callable[[list[T]], Awaitable[list[R]]],
+        max_batch: int = 512,
+        parallel: int = 1,
+        busy_batch: int = 1,
+    ) -> None:
         self._flush = flush
         self._max_batch = max_batch
         self._parallel = parallel
+        self._busy_batch = busy_batch
         self._flushing: set[asyncio.Task[None]] = set()
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._wakeup = asyncio.Event()
@@ -59,6 +68,8 @@ class GroupCommitter(Generic[T, R]):
                     # every lane is busy: the next batch grows until one is free
                     await asyncio.wait(self._flushing, return_when=asyncio.FIRST_COMPLETED)
                     continue
+                if self._flushing and len(self._pending) < self._busy_batch and not self._closing:
+                    break  # a commit is under way: open another lane only for a batch worth it
                 batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
                 if self._parallel == 1:
@@ -66,11 +77,16 @@ class GroupCommitter(Generic[T, R]):
                     continue
                 task = asyncio.create_task(self._commit(batch))
                 self._flushing.add(task)
-                task.add_done_callback(self._flushing.discard)
+                task.add_done_callback(self._lane_free)
             if self._closing:
                 if self._flushing:
                     await asyncio.wait(self._flushing)
                 return
+
+    def _lane_free(self, task: asyncio.Task[None]) -> None:
+        self._flushing.discard(task)
+        if self._pending:
+            self._wakeup.set()  # what waited for a bigger batch goes now
 
     async def _commit(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         try:

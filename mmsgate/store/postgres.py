@@ -69,7 +69,8 @@ class PostgresStore(DeliverySql):
     skip_locked = " FOR UPDATE SKIP LOCKED"
     now_sql = "EXTRACT(EPOCH FROM clock_timestamp())::float8"
     write_lanes = 3
-    accept_lanes = 4  # an accept batch is one round trip: more in flight keep the event loop busy
+    accept_lanes = 6  # an accept batch is one round trip: more in flight keep the event loop busy
+    accept_busy_batch = 12  # ... but not as many tiny ones, each a statement for the server to run
 
     def __init__(self, url: str, *, pool_size: int = 12, group_commit_max: int = 512) -> None:
         super().__init__(group_commit_max=group_commit_max)

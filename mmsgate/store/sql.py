@@ -131,6 +131,8 @@ class SqlStore(Store):
     write_lanes = 1
     #: group commits of accepted messages and templates in flight at once (each on its own connection)
     accept_lanes = 1
+    #: with a group commit under way, the least writes that open another lane
+    accept_busy_batch = 1
 
     def __init__(self, *, group_commit_max: int = 512) -> None:
         self._group_commit_max = group_commit_max
@@ -157,7 +159,9 @@ class SqlStore(Store):
         units whose guard returned a row, grouped by statement (:func:`changes_of`)."""
 
     async def _start_group_commit(self) -> None:
-        self._committer = GroupCommitter(self._flush_group, self._group_commit_max, self.accept_lanes)
+        self._committer = GroupCommitter(
+            self._flush_group, self._group_commit_max, self.accept_lanes, busy_batch=self.accept_busy_batch
+        )
         self._committer.start()
         self._units = GroupCommitter(self._apply_units, self._group_commit_max, self.write_lanes)
         self._units.start()
