@@ -16,8 +16,11 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg_pool import AsyncConnectionPool
 
+from mmsgate.core.model import Message
 from mmsgate.errors import Conflict, NotFound, StoreError, StoreUnavailable
+from mmsgate.store.lookups import Lookups
 from mmsgate.store.migrate import apply_migrations
+from mmsgate.store.rows import MESSAGE_READ_COLUMNS, message_row
 from mmsgate.store.sql import Params, Row, Statement, Unit, changes_of
 from mmsgate.store.sql_delivery import DeliverySql
 
@@ -78,6 +81,7 @@ class PostgresStore(DeliverySql):
         self._pool_size = pool_size
         self._pool: AsyncConnectionPool | None = None
         self._watchers: list[asyncio.Task[None]] = []
+        self._messages: Lookups[str, Row] = Lookups(self._messages_by_id)
 
     async def open(self) -> None:
         pool = AsyncConnectionPool(
@@ -119,6 +123,19 @@ class PostgresStore(DeliverySql):
             except psycopg.Error as exc:
                 log.warning("listening for new jobs failed (%s); polling until it is back", exc)
                 await asyncio.sleep(1.0)
+
+    async def find_message(self, tracking_id: str) -> Message:
+        # the jobs a worker claimed together each read their message at once: one query for all
+        row = await self._messages.get(tracking_id)
+        if row is None:
+            raise NotFound(f"no message {tracking_id}")
+        return message_row(row)
+
+    async def _messages_by_id(self, tracking_ids: list[str]) -> dict[str, Row]:
+        rows = await self._read(
+            f"SELECT {MESSAGE_READ_COLUMNS} FROM messages WHERE tracking_id = ANY(?)", (tracking_ids,)
+        )
+        return {row[0]: row for row in rows}
 
     def _require_pool(self) -> AsyncConnectionPool:
         if self._pool is None:
