@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     group_commit_max: int = Field(default=512, ge=1, description="most requests committed together")
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "FULL"
     pg_pool_size: int = Field(
-        default=12, ge=1, description="PostgreSQL connections per process (accepts commit on up to 4 at once)"
+        default=12, ge=1, description="PostgreSQL connections per process (accepts commit on up to 6 at once)"
     )
     job_lease_seconds: float = Field(default=60.0, gt=0)
     worker_concurrency: int = Field(default=16, ge=1, description="jobs one worker process runs at once")

@@ -37,16 +37,16 @@ _json = msgspec.json.Encoder()
 
 
 @functools.lru_cache(maxsize=64)
-def _inserts_statement(statements: tuple[str, ...]) -> tuple[str, tuple[tuple[str, ...], ...]] | None:
-    """One statement that inserts the rows of several plain INSERTs, each table's rows passed as one JSON
-    array of objects, and notifies the workers; with the column names of each. None if a statement is
-    not a plain INSERT. In autocommit, one statement is one transaction: a group commit is one round trip."""
+def _inserts_statement(statements: tuple[str, ...]) -> tuple[str, tuple[tuple[str, ...], ...]]:
+    """One statement that inserts the rows of several plain INSERTs (what group commits carry), each
+    table's rows passed as one JSON array of objects, and notifies the workers; with the column names of
+    each. In autocommit, one statement is one transaction: a group commit is one round trip."""
     parts: list[str] = []
     columns: list[tuple[str, ...]] = []
     for n, sql in enumerate(statements):
         match = _PLAIN_INSERT.fullmatch(sql)
         if match is None:
-            return None
+            raise ValueError(f"a group commit takes plain INSERT statements, not {sql!r}")
         table, names = match.group(1), match.group(2)
         parts.append(
             f"w{n} AS (INSERT INTO {table} ({names}) SELECT {names} "
@@ -163,16 +163,9 @@ class PostgresStore(DeliverySql):
 
     async def _write_many(self, batches: Sequence[tuple[str, list[Params]]]) -> None:
         # group commits carry new jobs: the statement tells the workers of every process (on commit)
-        plan = _inserts_statement(tuple(sql for sql, _ in batches))
         try:
+            statement, columns = _inserts_statement(tuple(sql for sql, _ in batches))
             async with self._require_pool().connection() as conn:
-                if plan is None:
-                    async with conn.transaction():
-                        for sql, rows in batches:
-                            await conn.cursor().executemany(_pg(sql), rows)
-                        await conn.execute(f"NOTIFY {JOBS_CHANNEL}")
-                    return
-                statement, columns = plan
                 await conn.execute(
                     statement,
                     [

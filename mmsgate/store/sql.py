@@ -121,10 +121,6 @@ class SqlStore(Store):
     #: appended to the claim query's row selection to lock rows without waiting (PostgreSQL)
     skip_locked = ""
 
-    def unindexed(self, column: str) -> str:
-        """``column`` written so that the query planner does not pick an index for a condition on it."""
-        return column
-
     #: the database's clock, in seconds since the epoch, as an SQL expression
     now_sql = ""
     #: guarded changes committed at once, each batch in its own transaction (SQLite has one writer)
@@ -139,6 +135,10 @@ class SqlStore(Store):
         self._committer: GroupCommitter[list[Statement], None] | None = None
         self._units: GroupCommitter[Unit, bool] | None = None
         self._outbox_listeners: list[Callable[[], None]] = []
+
+    def unindexed(self, column: str) -> str:
+        """``column`` written so that the query planner does not pick an index for a condition on it."""
+        return column
 
     # primitives -------------------------------------------------------------------------------
     @abc.abstractmethod

@@ -50,16 +50,14 @@ _BUSY_TIMEOUT_MS = 30_000
 
 
 def _begin_at_once(conn: sqlite3.Connection) -> bool:
-    """Begin a write transaction if the write lock is free now; False if another process holds it."""
-    conn.execute("PRAGMA busy_timeout=0")
+    """Begin a write transaction if the write lock is free now (the writer connection's busy timeout is
+    0); False if another process holds it."""
     try:
         conn.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as exc:
         if getattr(exc, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_BUSY_SNAPSHOT"):
             return False
         raise
-    finally:
-        conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
     return True
 
 
@@ -91,14 +89,19 @@ def _commit(conn: sqlite3.Connection, result: T) -> T:
 
 
 def _whole_transaction(conn: sqlite3.Connection, body: Callable[[sqlite3.Connection], T]) -> T:
-    conn.execute("BEGIN IMMEDIATE")
+    """The transaction in the writer thread, waiting up to the busy timeout for the write lock."""
+    conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
     try:
-        result = body(conn)
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-    return result
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = body(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+    finally:
+        conn.execute("PRAGMA busy_timeout=0")
 
 
 class SqliteStore(DeliverySql):
@@ -147,6 +150,7 @@ class SqliteStore(DeliverySql):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
         self._write_conn = await asyncio.get_running_loop().run_in_executor(self._writer, self._connect)
+        self._write_conn.execute("PRAGMA busy_timeout=0")  # waiting for the lock is _whole_transaction's
         self._readers = ThreadPoolExecutor(2, thread_name_prefix="sqlite-reader")
         self._loop_reader = self._connect()
         self._loop_reader.execute("PRAGMA busy_timeout=0")  # never wait on the loop: the threads do

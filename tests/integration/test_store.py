@@ -17,6 +17,7 @@ from mmsgate.core.model import Job, Media, MediaKind, Message, NumberKind, Sendi
 from mmsgate.errors import Conflict, NotFound
 from mmsgate.store.base import Store
 from mmsgate.store.postgres import PostgresStore
+from mmsgate.store.sql import claim_statement
 from mmsgate.store.sqlite import SqliteStore
 from tests.conftest import Caller, provision
 
@@ -314,3 +315,20 @@ async def test_sqlite_write_cancelled_during_its_commit_leaves_the_store_usable(
         assert {f"kept-{n}" for n in range(20)} <= names
     finally:
         await store.close()
+
+
+async def test_sqlite_claim_of_some_kinds_reads_due_jobs_in_index_order(tmp_path: Path) -> None:
+    """A claim limited to some kinds still walks jobs_due in order: it neither reads every job of the kind
+    through the (kind, ref) index nor sorts them (40 ms a claim with 90,000 jobs queued)."""
+    path = tmp_path / "plan.sqlite3"
+    store = SqliteStore(path)
+    await store.migrate()
+    sql = claim_statement("jobs", f" AND {store.unindexed('kind')} IN (?)", "")
+    conn = sqlite3.connect(path)
+    try:
+        params = (1e12, "deliver", 10, 1e12, "deliver", 10, "w", 1.0, 1.0, 10)
+        plan = " | ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, params))
+    finally:
+        conn.close()
+    assert "jobs_due" in plan and "jobs_lease" in plan, plan
+    assert "autoindex" not in plan and "TEMP B-TREE" not in plan, plan
