@@ -19,9 +19,11 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(BIN)/mmsgate serve
 
-## test: set up and run everything: ruff, mypy --strict, the whole pytest suite (SQLite and PostgreSQL)
+## test: set up and run everything: ruff, mypy --strict, the whole pytest suite (SQLite and PostgreSQL,
+## the npm SMSC peer, headless Chromium)
 test: $(STAMP)
 	@bash scripts/ensure-postgres.sh
+	@bash scripts/ensure-test-tools.sh
 	$(BIN)/ruff check mmsgate tests bench
 	$(BIN)/ruff format --check mmsgate tests bench
 	$(BIN)/mypy

@@ -1,0 +1,1 @@
+"""SMS fallback: the connectors that send it (sandbox, SMPP) and the encoding that splits it."""
