@@ -21,7 +21,7 @@ from mmsgate.client import Accepted, ApiFailure, AsyncClient, ClientError, Slide
 P = ParamSpec("P")
 T = TypeVar("T")
 
-FINAL_MESSAGE_STATES = {"delivered": 0, "rejected": 1, "failed": 1, "expired": 1}
+FINAL_MESSAGE_STATES = {"delivered": 0, "sms-delivered": 0, "rejected": 1, "failed": 1, "expired": 1, "sms-failed": 1}
 FINAL_TEMPLATE_STATES = {"ready": 0, "failed": 1}
 MEDIA_KINDS = ("image", "audio", "video", "contact", "calendar", "pdf")
 DEFAULT_FALLBACK = "You have a new MMS"

@@ -84,6 +84,14 @@ class Settings(BaseSettings):
         default=7 * 86400.0, gt=0, description="how long the content URLs of inbound MMS work"
     )
     inbound_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, description="largest inbound MMS taken")
+    sms_fallback_codes: str = Field(
+        default="",
+        description="comma-separated carrier status codes that mean the handset cannot take MMS: "
+        "such a rejection falls back to SMS (a carrier's own not-MMS-capable answers always do)",
+    )
+    sms_refresh_seconds: float = Field(
+        default=5.0, gt=0, description="how often workers look for added, changed or removed SMS connections"
+    )
     sandbox_api: bool = Field(default=True, description="serve /v1/sandbox/ (virtual handsets)")
     retention_days: float = Field(
         default=7.0, gt=0, description="days finished jobs, ended postbacks and sandbox records are kept"

@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from mmsgate.carriers import create_carrier
-from mmsgate.carriers.base import DeliveryReport, InboundMms
+from mmsgate.carriers.base import DeliveryReport, InboundFile, InboundMms
 from mmsgate.carriers.sandbox import SandboxCarrier, SandboxReports
 from mmsgate.config import Settings
 from mmsgate.core.codes import JobKind
 from mmsgate.core.model import MediaKind, utcnow
 from mmsgate.delivery.engine import Delivery
+from mmsgate.delivery.fallback import SmsFallback
 from mmsgate.delivery.inbound import InboundReceiver
 from mmsgate.delivery.throttle import SendLimiter
 from mmsgate.errors import ConfigError, StoreError
@@ -33,6 +34,10 @@ from mmsgate.media.guard import AddressGuard, parse_networks
 from mmsgate.media.stage import MediaStage
 from mmsgate.postbacks.events import PostbackBuilder
 from mmsgate.postbacks.outbox import PostbackSender
+from mmsgate.sms.base import InboundSms, SmsReceipt
+from mmsgate.sms.connections import create_connector
+from mmsgate.sms.router import SmsRouter
+from mmsgate.sms.sandbox import SandboxSmsConnector
 from mmsgate.store.base import Store
 
 
@@ -89,18 +94,36 @@ log = logging.getLogger("mmsgate.runtime")
 
 @dataclass
 class Core:
-    """The core as carriers see it (:class:`CarrierSink`), and the parts the web layer uses."""
+    """The core as carriers and SMS connectors see it (:class:`CarrierSink`, :class:`SmsSink`), and
+    the parts the web layer uses."""
 
     store: Store
     delivery: Delivery
     inbound: InboundReceiver
     blobs: BlobStore
+    fallback: SmsFallback
 
     async def report(self, report: DeliveryReport) -> None:
         await self.delivery.report(report)
 
     async def receive(self, message: InboundMms) -> str:
         return await self.inbound.receive(message)
+
+    async def sms_receipt(self, receipt: SmsReceipt) -> None:
+        await self.fallback.receipt(receipt)
+
+    async def sms_inbound(self, message: InboundSms) -> None:
+        """An SMS to one of an account's numbers: an N401 with the text as its one file."""
+        text = InboundFile("text/plain; charset=utf-8", message.text.encode(), "message.txt")
+        await self.inbound.receive(
+            InboundMms(
+                carrier=message.connector,
+                sender=message.sender,
+                recipients=(message.recipient,),
+                subject=None,
+                files=(text,),
+            )
+        )
 
 
 def build_inbound(settings: Settings, store: Store) -> InboundReceiver:
@@ -176,9 +199,20 @@ async def running_worker(settings: Settings, store: Store) -> AsyncIterator[Runn
     limiter = None
     if settings.carrier_max_per_second > 0:
         limiter = SendLimiter(store, carrier.name, settings.carrier_max_per_second)
-    delivery = Delivery(store, stage, carrier, builder, limiter)
-    core = Core(store, delivery, build_inbound(settings, store), blobs)
+    sms = SmsRouter(
+        store,
+        lambda connection: create_connector(connection, store),
+        sandbox=SandboxSmsConnector(store) if isinstance(carrier, SandboxCarrier) else None,
+        refresh_seconds=settings.sms_refresh_seconds,
+    )
+    fallback = SmsFallback(
+        store, sms, builder, public_url_resolver(settings, store), busy_backoff=Delivery.busy_backoff
+    )
+    fallback_codes = frozenset(code.strip() for code in settings.sms_fallback_codes.split(",") if code.strip())
+    delivery = Delivery(store, stage, carrier, builder, limiter, fallback=fallback, fallback_codes=fallback_codes)
+    core = Core(store, delivery, build_inbound(settings, store), blobs, fallback)
     await carrier.start(core)
+    await sms.start(core)
     owner = worker_name()
     handlers: dict[JobKind, JobHandler] = {
         JobKind.DELIVER: delivery,
@@ -218,6 +252,7 @@ async def running_worker(settings: Settings, store: Store) -> AsyncIterator[Runn
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await sms.aclose()
         await carrier.aclose()
         await fetcher.aclose()
         stage.pool.shutdown(wait=True, cancel_futures=True)

@@ -102,6 +102,13 @@ class MessageState(enum.StrEnum):
     REJECTED = "rejected"
     FAILED = "failed"
     EXPIRED = "expired"
+    FALLBACK = "fallback"
+    """The MMS cannot go as MMS (the handset or carrier cannot take it): an SMS is to be sent instead."""
+    SMS_SUBMITTING = "sms-submitting"
+    """Recorded just before the SMS connector is called, like ``submitting``."""
+    SMS_SUBMITTED = "sms-submitted"
+    SMS_DELIVERED = "sms-delivered"
+    SMS_FAILED = "sms-failed"
 
 
 class TemplateState(enum.StrEnum):

@@ -327,3 +327,47 @@ class Inbound:
     expires_at: datetime
     created_at: datetime
     parts: tuple[InboundPart, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class HostedPage:
+    """The page a fallback SMS links to: it shows the message's slides until ``expires_at``."""
+
+    code: str
+    tracking_id: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SmsSegmentState:
+    """One segment of a fallback SMS as the SMSC took it, with its receipt once one came."""
+
+    connector: str
+    smsc_id: str
+    seq: int
+    total: int
+    status: str | None = None
+    """The receipt's :class:`mmsgate.sms.base.SmsStatus` value; None before any receipt."""
+    details: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SmsConnection:
+    """A configured SMS connection (``mmsgate smpp add``): its kind (``smpp``) and settings."""
+
+    name: str
+    kind: str
+    config: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxSms:
+    """An SMS a sandbox handset received (a fallback SMS)."""
+
+    number: str
+    sender: str
+    text: str
+    message_id: str
+    tracking_id: str
+    received_at: datetime

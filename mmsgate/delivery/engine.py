@@ -23,6 +23,7 @@ from mmsgate.core import lifecycle
 from mmsgate.core.codes import EventCode, MessageState
 from mmsgate.core.compose import Mms, compose
 from mmsgate.core.model import Job, Message, Part, Step, iso, utcnow
+from mmsgate.delivery.fallback import SmsFallback
 from mmsgate.delivery.throttle import SendLimiter
 from mmsgate.errors import CarrierBusy, CarrierError, CarrierRejected, MediaError, NotFound, NotYet
 from mmsgate.jobs.pipeline import message_failure
@@ -35,12 +36,18 @@ log = logging.getLogger("mmsgate.delivery")
 
 S = MessageState
 
+_SMS_WORK = frozenset({S.FALLBACK, S.SMS_SUBMITTING, S.SMS_SUBMITTED})
+
 _REPORTED: dict[ReportStatus, tuple[MessageState, EventCode]] = {
     ReportStatus.DELIVERED: (S.DELIVERED, EventCode.DELIVERED),
     ReportStatus.REJECTED: (S.REJECTED, EventCode.REJECTED),
     ReportStatus.EXPIRED: (S.EXPIRED, EventCode.EXPIRED),
     ReportStatus.FAILED: (S.FAILED, EventCode.FAILED),
 }
+
+
+class _FellBack(Exception):
+    """The carrier cannot take the message as MMS and its SMS fallback was recorded: send it now."""
 
 
 class Delivery:
@@ -53,12 +60,18 @@ class Delivery:
         carrier: Carrier,
         postbacks: PostbackBuilder,
         limiter: SendLimiter | None = None,
+        *,
+        fallback: SmsFallback | None = None,
+        fallback_codes: frozenset[str] = frozenset(),
     ) -> None:
         self.store = store
         self.stage = stage
         self.carrier = carrier
         self.postbacks = postbacks
         self.limiter = limiter
+        self.fallback = fallback
+        self.fallback_codes = fallback_codes
+        """Carrier statuses that mean "cannot take MMS" (besides a carrier's own ``not_mms``)."""
 
     # the job ----------------------------------------------------------------------------------
     async def run(self, job: Job) -> datetime | Settled | None:
@@ -81,6 +94,8 @@ class Delivery:
             try:
                 if await self._submit(message, parts, job, fresh=fresh):
                     return SETTLED
+            except _FellBack:
+                message = msgspec.structs.replace(message, state=S.FALLBACK)
             except CarrierBusy as exc:
                 # throttled: try again later, as long as the message lives (not counted as a failure)
                 delay = exc.retry_after if exc.retry_after is not None else self.busy_backoff(job.attempts)
@@ -92,6 +107,8 @@ class Delivery:
                     exc,
                 )
                 return min(utcnow() + timedelta(seconds=delay), message.expires_at)
+        if message.state in _SMS_WORK and self.fallback is not None:
+            return await self.fallback.run(message, job)
         return message.expires_at  # wait for the report; the job ends the message N103 if none comes
 
     @staticmethod
@@ -208,8 +225,17 @@ class Delivery:
         try:
             return await self.carrier.submit(mms)
         except CarrierRejected as exc:
-            # fallback to SMS hooks in here for `not_mms`; without it the message ends rejected
-            await self._step(message, S.REJECTED, EventCode.REJECTED, f"carrier {self.carrier.name}: {exc}")
+            details = f"carrier {self.carrier.name}: {exc}"
+            if exc.not_mms or exc.status in self.fallback_codes:
+                if message.sending.disable_fallback_sms:
+                    details += "; the message disables the fallback SMS"
+                elif self.fallback is None:
+                    details += "; no SMS fallback is configured"
+                elif await self.fallback.decide(message, details):
+                    raise _FellBack from exc
+                else:
+                    raise NotYet(f"message {message.tracking_id} changed while falling back") from exc
+            await self._step(message, S.REJECTED, EventCode.REJECTED, details)
             return None
         except CarrierError as exc:
             if exc.definite:  # not taken: the next attempt submits afresh instead of reconciling
@@ -241,7 +267,13 @@ class Delivery:
                 code.value,
                 code.status,
                 details,
-                postback=await self.postbacks.for_message(message, code, details, extra=extra),
+                postback=await self.postbacks.for_message(
+                    message,
+                    code,
+                    details,
+                    extra=extra,
+                    sent_as="SMS" if message.state in lifecycle.SMS_STATES else "MMS",
+                ),
                 carrier=self.carrier.name if carrier_message_id else None,
                 carrier_message_id=carrier_message_id,
                 close_job=close_job,

@@ -89,9 +89,17 @@ class SmsConnector(abc.ABC):
     async def start(self, sink: SmsSink) -> None:  # noqa: B027 - the default receives nothing
         """Connect and begin receiving receipts and inbound SMS."""
 
+    #: whether :meth:`reconcile` can tell if an SMS was sent (SMPP cannot ask an SMSC)
+    reconciles: bool = False
+
     @abc.abstractmethod
     async def submit(self, sms: Sms) -> SmsSubmitResult:
         """Send every segment of the SMS, asking for a delivery receipt."""
+
+    async def reconcile(self, sms: Sms) -> SmsSubmitResult | None:
+        """After a crash between a submit and its record (only where :attr:`reconciles`): the result if
+        the SMS was sent, None if it certainly was not."""
+        raise NotImplementedError(f"{type(self).__name__} cannot tell whether an SMS was sent")
 
     async def aclose(self) -> None:  # noqa: B027 - the default holds nothing
         """Unbind and release connections."""

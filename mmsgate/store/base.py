@@ -18,6 +18,7 @@ from mmsgate.core.model import (
     Campaign,
     Event,
     Handset,
+    HostedPage,
     Inbound,
     Job,
     Message,
@@ -25,11 +26,15 @@ from mmsgate.core.model import (
     Outgoing,
     Part,
     PostbackDelivery,
+    SandboxSms,
     SandboxSubmission,
     SenderNumber,
+    SmsConnection,
+    SmsSegmentState,
     Step,
     Template,
 )
+from mmsgate.sms.base import SmsReceipt
 
 
 class Store(abc.ABC):
@@ -313,3 +318,45 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def find_inbound(self, token: str) -> Inbound:
         """An inbound MMS (with its parts) by the token of its content URLs."""
+
+    # SMS fallback ---------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def create_hosted_page(self, tracking_id: str, code: str, expires_at: datetime) -> HostedPage:
+        """The message's hosted page: created with ``code`` the first time, the existing one after."""
+
+    @abc.abstractmethod
+    async def find_hosted_page(self, code: str) -> HostedPage: ...
+
+    @abc.abstractmethod
+    async def sms_submitted(self, step: Step, connector: str, message_ids: Sequence[str]) -> bool:
+        """Apply ``step`` (to sms-submitted) and record the SMSC's id of each segment, together."""
+
+    @abc.abstractmethod
+    async def record_sms_receipt(self, receipt: SmsReceipt) -> str | None:
+        """Keep a receipt (a final one replaces an en-route one); the tracking id of the message whose
+        segment it is, None if no segment is known by that id (yet)."""
+
+    @abc.abstractmethod
+    async def sms_segments(self, tracking_id: str) -> list[SmsSegmentState]:
+        """A message's SMS segments in order, each with its receipt once one came."""
+
+    @abc.abstractmethod
+    async def add_sms_connection(self, name: str, kind: str, config: dict[str, object]) -> SmsConnection: ...
+
+    @abc.abstractmethod
+    async def list_sms_connections(self) -> list[SmsConnection]: ...
+
+    @abc.abstractmethod
+    async def remove_sms_connection(self, name: str) -> None: ...
+
+    @abc.abstractmethod
+    async def sandbox_sms_receive(self, sms: SandboxSms) -> None:
+        """Put an SMS in a sandbox handset's inbox."""
+
+    @abc.abstractmethod
+    async def sandbox_sms_inbox(self, number: str, limit: int = 100) -> list[SandboxSms]:
+        """A sandbox handset's SMS, newest first."""
+
+    @abc.abstractmethod
+    async def sandbox_sms_sent(self, tracking_id: str) -> list[str]:
+        """The ids of the sandbox SMS sent for a message (to reconcile after a crash)."""

@@ -599,10 +599,14 @@ class SqlStore(Store):
         )
 
     async def advance(self, step: Step) -> bool:
-        now = time.time()
+        unit = self._step_unit(step, time.time())
+        return False if unit is None else await self._unit(unit[0], *unit[1])
+
+    def _step_unit(self, step: Step, now: float) -> tuple[Statement, list[Statement]] | None:
+        """The guard and the statements of a transition (None when no state leads to its target)."""
         origins = lifecycle.sources(step.target)
         if not origins:
-            return False  # no state leads there (accepted): nothing to change
+            return None  # no state leads there (accepted): nothing to change
         then: list[Statement] = [
             event_statement("messages", "tracking_id", step.tracking_id, (step.code, step.status, step.details), now),
             *outbox_statements(step.postback, now),
@@ -623,22 +627,20 @@ class SqlStore(Store):
                     (run_at, now, job_id, owner),
                 )
             )
-        return await self._unit(
+        guard: Statement = (
+            "UPDATE messages SET state = ?, updated_at = ?, carrier = COALESCE(?, carrier), "
+            "carrier_message_id = COALESCE(?, carrier_message_id) "
+            f"WHERE tracking_id = ? AND state IN ({', '.join('?' for _ in origins)}) RETURNING tracking_id",
             (
-                "UPDATE messages SET state = ?, updated_at = ?, carrier = COALESCE(?, carrier), "
-                "carrier_message_id = COALESCE(?, carrier_message_id) "
-                f"WHERE tracking_id = ? AND state IN ({', '.join('?' for _ in origins)}) RETURNING tracking_id",
-                (
-                    step.target.value,
-                    now,
-                    step.carrier,
-                    step.carrier_message_id,
-                    step.tracking_id,
-                    *(o.value for o in origins),
-                ),
+                step.target.value,
+                now,
+                step.carrier,
+                step.carrier_message_id,
+                step.tracking_id,
+                *(o.value for o in origins),
             ),
-            *then,
         )
+        return guard, then
 
     async def list_parts(self, owner_id: str) -> list[Part]:
         rows = await self._read(f"SELECT {PART_COLUMNS} FROM parts WHERE owner_id = ? ORDER BY position", (owner_id,))

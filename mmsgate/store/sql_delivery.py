@@ -12,17 +12,23 @@ from mmsgate.core.codes import JobKind
 from mmsgate.core.model import (
     Behaviour,
     Handset,
+    HostedPage,
     Inbound,
     InboundPart,
     Message,
     NumberKind,
     Outgoing,
     PostbackDelivery,
+    SandboxSms,
     SandboxSubmission,
     SenderNumber,
+    SmsConnection,
+    SmsSegmentState,
+    Step,
     from_epoch,
 )
 from mmsgate.errors import Conflict, NotFound
+from mmsgate.sms.base import SmsReceipt, candidate_ids, normalise_id
 from mmsgate.store.rows import (
     MESSAGE_READ_COLUMNS,
     POSTBACK_COLUMNS,
@@ -362,6 +368,154 @@ class DeliverySql(SqlStore):
             created_at=from_epoch(row[10]),
             parts=tuple(InboundPart(int(p[0]), p[1], p[2], int(p[3]), p[4]) for p in parts),
         )
+
+    # SMS fallback -----------------------------------------------------------------------------
+    async def create_hosted_page(self, tracking_id: str, code: str, expires_at: datetime) -> HostedPage:
+        await self._write(
+            [
+                (
+                    "INSERT INTO hosted_pages (code, tracking_id, expires_at, created_at) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (tracking_id) DO NOTHING",
+                    (code, tracking_id, expires_at.timestamp(), time.time()),
+                )
+            ]
+        )
+        row = await self._one(
+            "SELECT code, tracking_id, expires_at FROM hosted_pages WHERE tracking_id = ?",
+            (tracking_id,),
+            f"no hosted page for {tracking_id}",
+        )
+        return HostedPage(row[0], row[1], from_epoch(row[2]))
+
+    async def find_hosted_page(self, code: str) -> HostedPage:
+        row = await self._one(
+            "SELECT code, tracking_id, expires_at FROM hosted_pages WHERE code = ?", (code,), "no such page"
+        )
+        return HostedPage(row[0], row[1], from_epoch(row[2]))
+
+    async def sms_submitted(self, step: Step, connector: str, message_ids: Sequence[str]) -> bool:
+        now = time.time()
+        unit = self._step_unit(step, now)
+        if unit is None:
+            return False
+        guard, then = unit
+        total = len(message_ids)
+        then.extend(
+            (
+                "INSERT INTO sms_segments (connector, smsc_id, tracking_id, seq, total, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (connector, smsc_id) DO NOTHING",
+                (connector, normalise_id(smsc_id), step.tracking_id, seq, total, now),
+            )
+            for seq, smsc_id in enumerate(message_ids, start=1)
+        )
+        return await self._unit(guard, *then)
+
+    async def record_sms_receipt(self, receipt: SmsReceipt) -> str | None:
+        # a final receipt replaces an en-route one, never the reverse; the first final one stays
+        await self._write(
+            [
+                (
+                    "INSERT INTO sms_receipts (connector, smsc_id, status, details, received_at) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (connector, smsc_id) DO UPDATE SET "
+                    "status = excluded.status, details = excluded.details, received_at = excluded.received_at "
+                    "WHERE sms_receipts.status = 'enroute'",
+                    (
+                        receipt.connector,
+                        normalise_id(receipt.message_id),
+                        receipt.status.value,
+                        receipt.details,
+                        time.time(),
+                    ),
+                )
+            ]
+        )
+        ids = candidate_ids(receipt.message_id)
+        rows = await self._read(
+            f"SELECT tracking_id FROM sms_segments WHERE connector = ? AND smsc_id IN ({', '.join('?' for _ in ids)})",
+            (receipt.connector, *ids),
+        )
+        return str(rows[0][0]) if rows else None
+
+    async def sms_segments(self, tracking_id: str) -> list[SmsSegmentState]:
+        rows = await self._read(
+            "SELECT connector, smsc_id, seq, total FROM sms_segments WHERE tracking_id = ? ORDER BY seq",
+            (tracking_id,),
+        )
+        segments = [SmsSegmentState(r[0], r[1], int(r[2]), int(r[3])) for r in rows]
+        if not segments:
+            return []
+        receipts: dict[tuple[str, str], tuple[str, str]] = {}
+        for connector in {s.connector for s in segments}:
+            ids = sorted({c for s in segments if s.connector == connector for c in candidate_ids(s.smsc_id)})
+            found = await self._read(
+                "SELECT smsc_id, status, details FROM sms_receipts WHERE connector = ? "
+                f"AND smsc_id IN ({', '.join('?' for _ in ids)})",
+                (connector, *ids),
+            )
+            receipts.update({(connector, r[0]): (r[1], r[2]) for r in found})
+        out: list[SmsSegmentState] = []
+        for segment in segments:
+            match = next(
+                (
+                    receipts[(segment.connector, c)]
+                    for c in candidate_ids(segment.smsc_id)
+                    if (segment.connector, c) in receipts
+                ),
+                None,
+            )
+            out.append(
+                segment
+                if match is None
+                else SmsSegmentState(segment.connector, segment.smsc_id, segment.seq, segment.total, match[0], match[1])
+            )
+        return out
+
+    async def add_sms_connection(self, name: str, kind: str, config: dict[str, object]) -> SmsConnection:
+        now = time.time()
+        try:
+            await self._write(
+                [
+                    (
+                        "INSERT INTO sms_connections (name, kind, config, created_at) VALUES (?, ?, ?, ?)",
+                        (name, kind, json.dumps(config, sort_keys=True), now),
+                    )
+                ]
+            )
+        except Conflict:
+            raise Conflict(f"an SMS connection named {name!r} exists already") from None
+        return SmsConnection(name, kind, dict(config), from_epoch(now))
+
+    async def list_sms_connections(self) -> list[SmsConnection]:
+        rows = await self._read("SELECT name, kind, config, created_at FROM sms_connections ORDER BY name")
+        return [SmsConnection(r[0], r[1], json.loads(r[2]), from_epoch(r[3])) for r in rows]
+
+    async def remove_sms_connection(self, name: str) -> None:
+        rows = await self._write([("DELETE FROM sms_connections WHERE name = ? RETURNING name", (name,))])
+        if not rows[0]:
+            raise NotFound(f"no SMS connection named {name!r}")
+
+    async def sandbox_sms_receive(self, sms: SandboxSms) -> None:
+        await self._write(
+            [
+                (
+                    "INSERT INTO sandbox_sms (number, sender, text, message_id, tracking_id, received_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (sms.number, sms.sender, sms.text, sms.message_id, sms.tracking_id, sms.received_at.timestamp()),
+                )
+            ]
+        )
+
+    async def sandbox_sms_inbox(self, number: str, limit: int = 100) -> list[SandboxSms]:
+        rows = await self._read(
+            "SELECT number, sender, text, message_id, tracking_id, received_at FROM sandbox_sms WHERE number = ? "
+            "ORDER BY id DESC LIMIT ?",
+            (number, limit),
+        )
+        return [SandboxSms(r[0], r[1], r[2], r[3], r[4], from_epoch(r[5])) for r in rows]
+
+    async def sandbox_sms_sent(self, tracking_id: str) -> list[str]:
+        rows = await self._read("SELECT message_id FROM sandbox_sms WHERE tracking_id = ? ORDER BY id", (tracking_id,))
+        return [str(r[0]) for r in rows]
 
 
 __all__ = ["DeliverySql", "NotFound"]

@@ -162,19 +162,66 @@ async def test_delivered_message_reports_sent_then_delivered_and_lands_in_the_in
 
 
 @pytest.mark.parametrize(
-    ("behaviour", "codes"),
-    [(Behaviour.REJECTS, ["N101", "E102"]), (Behaviour.NO_MMS, ["E102"])],
+    ("behaviour", "fields", "codes"),
+    [
+        (Behaviour.REJECTS, {}, ["N101", "E102"]),
+        (Behaviour.NO_MMS, {"disable_fallback_sms": True, "fallback_sms_text": None}, ["E102"]),
+    ],
 )
 async def test_refusing_handsets_end_the_message_rejected(
-    gateway: Gateway, behaviour: Behaviour, codes: list[str]
+    gateway: Gateway, behaviour: Behaviour, fields: dict[str, object], codes: list[str]
 ) -> None:
     caller, _ = await gateway.account()
     await gateway.store.set_handset(Handset(caller.to, behaviour))
-    tracking_id = await gateway.send(caller, slide=[{"message-text": "hello"}])
+    tracking_id = await gateway.send(caller, slide=[{"message-text": "hello"}], **fields)
     received = await gateway.postbacks(tracking_id, codes)
     assert received[-1].json["status"] == "Rejected"
+    assert received[-1].json["sent-as"] == "MMS"
     assert (await gateway.store.find_message(tracking_id)).state is MessageState.REJECTED
     assert await gateway.store.sandbox_inbox(caller.to) == []
+    assert await gateway.store.sandbox_sms_inbox(caller.to) == []
+    if behaviour is Behaviour.NO_MMS:
+        assert "disables the fallback SMS" in received[-1].json["status-details"]
+
+
+@pytest.mark.parametrize("link", [True, False])
+async def test_handset_without_mms_gets_the_fallback_sms_with_a_link_to_the_content(
+    gateway: Gateway, link: bool
+) -> None:
+    caller, secret = await gateway.account()
+    await gateway.store.set_handset(Handset(caller.to, Behaviour.NO_MMS))
+    photo = samples.jpeg(320, 240)
+    url = gateway.origin.route("/fallback.jpg", file_reply(photo, "image/jpeg"))
+    tracking_id = await gateway.send(
+        caller,
+        client_reference="ref-9",
+        fallback_sms_text="Your receipt is ready:",
+        disable_fallback_sms_link=not link,
+        slide=[{"message-text": "Receipt <b>42</b>", "image": {"url": url}}],
+    )
+    (delivered,) = await gateway.postbacks(tracking_id, ["N202"])
+    assert delivered.signed_by(secret)
+    body = delivered.json
+    assert (body["code"], body["status"], body["sent-as"]) == ("N202", "Delivered as SMS", "SMS")
+    assert (body["tracking-id"], body["client-reference"], body["to"]) == (tracking_id, "ref-9", caller.to)
+    assert (await gateway.store.find_message(tracking_id)).state is MessageState.SMS_DELIVERED
+    (sms,) = await gateway.store.sandbox_sms_inbox(caller.to)
+    assert sms.tracking_id == tracking_id
+    events = [e.status for e in await gateway.store.list_events(tracking_id)]
+    assert events[-4:] == ["Falling back to SMS", "Submitting SMS", "SMS submitted", "Delivered as SMS"]
+    if not link:
+        assert sms.text == "Your receipt is ready:"
+        return
+    text, _, address = sms.text.rpartition(" ")
+    assert text == "Your receipt is ready:"
+    path = httpx.URL(address).path
+    code = path.removeprefix("/m/")
+    assert len(code) >= 12  # at least 72 bits of randomness
+    page = await gateway.http.get(path)
+    assert page.status_code == 200
+    assert "Receipt &lt;b&gt;42&lt;/b&gt;" in page.text
+    image = await gateway.http.get(f"{path}/1")
+    assert (image.status_code, image.content) == (200, photo)
 
 
 @pytest.mark.parametrize(
