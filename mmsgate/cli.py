@@ -611,4 +611,4 @@ async def block_remove(store: Store, account_id: str, value: str, as_json: bool)
 
 
 # the sandbox commands live in their own module; importing it registers them on `main`
-from mmsgate import cli_sandbox, cli_send  # noqa: E402, F401
+from mmsgate import cli_sandbox, cli_send, cli_sms  # noqa: E402, F401

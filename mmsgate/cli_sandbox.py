@@ -17,7 +17,7 @@ from mmsgate.carriers.sandbox import HandsetMms, send_from_handset
 from mmsgate.cli import _emit, _number, _settings, main, store_options, with_store
 from mmsgate.core.model import Behaviour, Handset
 from mmsgate.store.base import Store
-from mmsgate.web.sandbox import inbox_entry
+from mmsgate.web.sandbox import inbox_entry, sms_entry
 
 
 @main.group()
@@ -57,7 +57,7 @@ async def handset(store: Store, value: str, behaviour: str | None, delay: float 
 @store_options
 @with_store
 async def inbox(store: Store, value: str, limit: int, as_json: bool) -> None:
-    """What the handset NUMBER received, newest first, with every part."""
+    """What the handset NUMBER received, newest first: MMS with every part, then SMS."""
     number = _number(value)
     messages = [inbox_entry(*row) for row in await store.sandbox_inbox(number, limit)]
     lines = []
@@ -65,7 +65,9 @@ async def inbox(store: Store, value: str, limit: int, as_json: bool) -> None:
         texts = " / ".join(p["text"] for p in m["parts"] if "text" in p)
         media = ", ".join(p["content-type"] for p in m["parts"] if "text" not in p)
         lines.append(f"{m['delivered']}  from {m['from']}  {m['subject'] or ''!s}  {texts}  [{media}]")
-    _emit(as_json, {"number": number, "messages": messages}, "\n".join(lines) or "inbox is empty")
+    sms = [sms_entry(s) for s in await store.sandbox_sms_inbox(number, limit)]
+    lines.extend(f"{s['received']}  SMS from {s['from']}  {s['text']}" for s in sms)
+    _emit(as_json, {"number": number, "messages": messages, "sms": sms}, "\n".join(lines) or "inbox is empty")
 
 
 def _content_type(path: Path, data: bytes) -> str:

@@ -260,7 +260,8 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def prune(self, finished_before: datetime, now: datetime, *, batch: int = 1000) -> dict[str, int]:
         """Delete what is over: jobs done and postbacks ended before ``finished_before``, sandbox
-        submissions and inbox entries older than it, and inbound MMS whose content expired by ``now``.
+        submissions, inbox entries and SMS older than it, SMS segment ids and receipts older than it,
+        and inbound MMS and hosted pages whose content expired by ``now``.
         Messages, templates and their events stay (they are the account's history). Returns the counts."""
 
     # postback outbox ------------------------------------------------------------------------------

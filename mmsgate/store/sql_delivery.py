@@ -148,6 +148,10 @@ class DeliverySql(SqlStore):
                 moment,
             ),
             "inbound": ("inbound", "id", "expires_at < ?", moment),
+            "hosted_pages": ("hosted_pages", "code", "expires_at < ?", moment),
+            "sms_segments": ("sms_segments", "tracking_id", "created_at < ?", cutoff),
+            "sms_receipts": ("sms_receipts", "connector || ' ' || smsc_id", "received_at < ?", cutoff),
+            "sandbox_sms": ("sandbox_sms", "id", "received_at < ?", cutoff),
         }
         counts: dict[str, int] = {}
         for name, (table, key, condition, value) in targets.items():

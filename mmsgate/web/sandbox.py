@@ -27,7 +27,7 @@ from mmsgate.api.endpoint import json_response
 from mmsgate.carriers.base import InboundFile, InboundSink
 from mmsgate.carriers.sandbox import HandsetMms, send_from_handset
 from mmsgate.core.compose import Mms
-from mmsgate.core.model import AccountConfig, Behaviour, Handset, iso
+from mmsgate.core.model import AccountConfig, Behaviour, Handset, SandboxSms, iso
 from mmsgate.delivery.inbound import InboundRefused
 from mmsgate.errors import ApiError
 from mmsgate.media.blobs import BlobStore
@@ -132,7 +132,10 @@ class SandboxApi:
             return call
         _, number = call
         rows = await self.store.sandbox_inbox(number)
-        return json_response({"number": number, "messages": [inbox_entry(*row) for row in rows]})
+        sms = await self.store.sandbox_sms_inbox(number)
+        return json_response(
+            {"number": number, "messages": [inbox_entry(*row) for row in rows], "sms": [sms_entry(s) for s in sms]}
+        )
 
     async def part(self, request: Request) -> Response:
         call = await self._handset_call(request)
@@ -182,3 +185,14 @@ class SandboxApi:
         except InboundRefused as exc:
             return _error(400, str(exc))
         return json_response({"status": "success", "tracking-id": tracking_id}, 202)
+
+
+def sms_entry(sms: SandboxSms) -> dict[str, object]:
+    """A received SMS as the sandbox API and CLI show it."""
+    return {
+        "message-id": sms.message_id,
+        "tracking-id": sms.tracking_id,
+        "from": sms.sender,
+        "text": sms.text,
+        "received": iso(sms.received_at),
+    }

@@ -19,11 +19,13 @@ from mmsgate.core.model import (
     InboundPart,
     Outgoing,
     PostbackDelivery,
+    SandboxSms,
     SandboxSubmission,
     Step,
     utcnow,
 )
-from mmsgate.errors import NotFound
+from mmsgate.errors import Conflict, NotFound
+from mmsgate.sms.base import SmsReceipt, SmsStatus
 from mmsgate.store.base import Store
 from tests.conftest import Caller, provision
 from tests.integration.test_store import make_message
@@ -460,8 +462,14 @@ async def test_prune_deletes_only_what_is_over(store: Store, caller: Caller) -> 
         parts=(InboundPart(1, "1.txt", "text/plain", 2, "c" * 64),),
     )
     await store.receive_inbound(expired, None)
+    old_page = await store.create_hosted_page(done, "gone-page-code", now - timedelta(seconds=1))
+    await store.create_hosted_page(waiting, "live-page-code", now + timedelta(days=30))
+    step = Step(done, S.SMS_SUBMITTED, None, "SMS submitted", "x")
+    await store.sms_submitted(step, "smsc", ["a1"])  # the guard fails (not falling back): no segment
+    await store.record_sms_receipt(SmsReceipt("smsc", "a1", SmsStatus.DELIVERED, "stat:DELIVRD"))
+    await store.sandbox_sms_receive(SandboxSms(caller.to, caller.sender, "hi", "sbs1", done, now))
 
-    # nothing is old enough yet: only the expired inbound MMS goes
+    # nothing is old enough yet: only the expired inbound MMS and hosted page go
     counts = await store.prune(now - timedelta(days=7), now)
     assert counts == {
         "jobs": 0,
@@ -470,9 +478,16 @@ async def test_prune_deletes_only_what_is_over(store: Store, caller: Caller) -> 
         "sandbox_inbox": 0,
         "inbound_parts": 1,
         "inbound": 1,
+        "hosted_pages": 1,
+        "sms_segments": 0,
+        "sms_receipts": 0,
+        "sandbox_sms": 0,
     }
     with pytest.raises(NotFound):
         await store.find_inbound(expired.token)
+    with pytest.raises(NotFound):
+        await store.find_hosted_page(old_page.code)
+    assert (await store.find_hosted_page("live-page-code")).tracking_id == waiting
 
     # a week later: what finished goes, what is still under way stays, messages and events stay
     later = now + timedelta(days=8)
@@ -484,6 +499,10 @@ async def test_prune_deletes_only_what_is_over(store: Store, caller: Caller) -> 
         "sandbox_inbox": 1,
         "inbound_parts": 0,
         "inbound": 0,
+        "hosted_pages": 0,
+        "sms_segments": 0,
+        "sms_receipts": 1,
+        "sandbox_sms": 1,
     }
     assert await store.list_postbacks(done) == []
     assert [p[2] for p in await store.list_postbacks(waiting)] == ["queued"]
@@ -491,3 +510,61 @@ async def test_prune_deletes_only_what_is_over(store: Store, caller: Caller) -> 
     assert len(await store.list_events(done)) == 2
     assert await store.sandbox_submission(done) is None
     assert await store.sandbox_inbox(caller.to) == []
+
+
+async def falling_back(store: Store, caller: Caller, n: int) -> str:
+    """A message in the state a fallback SMS is submitted from."""
+    tracking_id = await accepted(store, caller, n)
+    assert await store.media_ready(tracking_id, [], code=None, status="Media ready", details="x", submitting="sbx")
+    assert await store.advance(Step(tracking_id, S.FALLBACK, None, "Falling back to SMS", "no-mms"))
+    assert await store.advance(Step(tracking_id, S.SMS_SUBMITTING, None, "Submitting SMS", "to smsc"))
+    return tracking_id
+
+
+async def test_hosted_page_is_made_once_per_message(store: Store, caller: Caller) -> None:
+    tracking_id = await accepted(store, caller, 1)
+    until = utcnow() + timedelta(days=30)
+    first = await store.create_hosted_page(tracking_id, "code-one", until)
+    again = await store.create_hosted_page(tracking_id, "code-two", until + timedelta(days=1))
+    assert first == again
+    assert (first.code, first.tracking_id) == ("code-one", tracking_id)
+    assert abs(first.expires_at.timestamp() - until.timestamp()) < 0.001
+    assert await store.find_hosted_page("code-one") == first
+    with pytest.raises(NotFound):
+        await store.find_hosted_page("code-two")
+
+
+async def test_sms_receipts_meet_their_segments_in_either_order_and_id_form(store: Store, caller: Caller) -> None:
+    tracking_id = await falling_back(store, caller, 1)
+    # the SMSC answered the submits in hex and gives the receipts in decimal; one receipt comes first
+    early = SmsReceipt("smsc", str(0x1A2B), SmsStatus.DELIVERED, "stat:DELIVRD")
+    assert await store.record_sms_receipt(early) is None
+    step = Step(tracking_id, S.SMS_SUBMITTED, None, "SMS submitted", "2 parts")
+    assert await store.sms_submitted(step, "smsc", ["00001A2B", "ff01"])
+    assert not await store.sms_submitted(step, "smsc", ["00001A2B", "ff01"])  # applied once
+    segments = await store.sms_segments(tracking_id)
+    assert [(s.smsc_id, s.seq, s.total, s.status) for s in segments] == [
+        ("1a2b", 1, 2, "delivered"),
+        ("ff01", 2, 2, None),
+    ]
+    # an en-route receipt, then the final one, then a late en-route one that must not undo it
+    for status in (SmsStatus.ENROUTE, SmsStatus.FAILED, SmsStatus.ENROUTE):
+        found = await store.record_sms_receipt(SmsReceipt("smsc", str(0xFF01), status, f"stat:{status.value}"))
+        assert found == tracking_id
+    assert [s.status for s in await store.sms_segments(tracking_id)] == ["delivered", "failed"]
+    # another connection's receipt with the same id belongs to nothing here
+    assert await store.record_sms_receipt(SmsReceipt("other", "ff01", SmsStatus.DELIVERED, "x")) is None
+    assert (await store.find_message(tracking_id)).state is S.SMS_SUBMITTED
+
+
+async def test_sms_connections_are_kept_by_name(store: Store) -> None:
+    config: dict[str, object] = {"host": "smsc.example", "port": 2775, "route_prefixes": ["44"]}
+    added = await store.add_sms_connection("uk", "smpp", config)
+    assert (added.name, added.kind, added.config) == ("uk", "smpp", config)
+    with pytest.raises(Conflict):
+        await store.add_sms_connection("uk", "smpp", config)
+    assert [(c.name, c.config) for c in await store.list_sms_connections()] == [("uk", config)]
+    await store.remove_sms_connection("uk")
+    assert await store.list_sms_connections() == []
+    with pytest.raises(NotFound):
+        await store.remove_sms_connection("uk")

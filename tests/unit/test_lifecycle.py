@@ -62,8 +62,20 @@ def test_outcome_codes() -> None:
         S.REJECTED: "E102",
         S.EXPIRED: "N103",
         S.FAILED: "E101",
+        S.SMS_DELIVERED: "N202",
+        S.SMS_FAILED: "E202",
     }
     assert lifecycle.OUTCOME[S.DELIVERED] is EventCode.DELIVERED
+
+
+def test_a_message_falls_back_to_sms_from_an_mms_attempt_or_an_sms_not_taken() -> None:
+    assert set(lifecycle.sources(S.FALLBACK)) == {S.MEDIA_READY, S.SUBMITTING, S.SUBMITTED, S.SMS_SUBMITTING}
+    assert lifecycle.sources(S.SMS_SUBMITTING) == (S.FALLBACK,)
+    assert lifecycle.sources(S.SMS_SUBMITTED) == (S.SMS_SUBMITTING,)
+    assert lifecycle.sources(S.SMS_DELIVERED) == (S.SMS_SUBMITTED,)
+    assert S.FALLBACK in lifecycle.NEXT[S.SMS_SUBMITTING]  # an SMS not taken is tried again
+    assert {S.SMS_DELIVERED, S.SMS_FAILED} <= lifecycle.FINAL
+    assert lifecycle.SMS_STATES.isdisjoint(lifecycle.sources(S.DELIVERED))
 
 
 @pytest.mark.parametrize(
