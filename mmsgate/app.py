@@ -25,6 +25,7 @@ from mmsgate.runtime import build_inbound
 from mmsgate.store import create_store
 from mmsgate.store.base import Store
 from mmsgate.web.content import InboundContent
+from mmsgate.web.hosted import HostedContent
 from mmsgate.web.sandbox import SandboxApi
 
 
@@ -64,6 +65,7 @@ def create_app(settings: Settings, store: Store | None = None, *, migrate: bool 
     status = StatusView(the_store, auth)
     inbound = build_inbound(settings, the_store)
     content = InboundContent(the_store, inbound.blobs)
+    hosted = HostedContent(the_store, inbound.blobs)
     sandbox = SandboxApi(the_store, auth, inbound, inbound.blobs)
     sandbox_routes = [
         Route("/v1/sandbox/handsets/{number}", sandbox.handset, methods=["GET", "PUT"]),
@@ -108,6 +110,8 @@ def create_app(settings: Settings, store: Store | None = None, *, migrate: bool 
             Route("/v1/messages/{tracking_id}", status.message, methods=["GET"]),
             Route("/v1/templates/{mms_id}", status.template, methods=["GET"]),
             Route("/mo/{token}/{name}", content.file, methods=["GET"]),
+            Route("/m/{code}", hosted.page, methods=["GET"]),
+            Route("/m/{code}/{position:int}", hosted.file, methods=["GET"]),
             *(sandbox_routes if settings.sandbox_api and settings.carrier == "sandbox" else []),
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
