@@ -1,0 +1,307 @@
+"""SMPP benchmark: submits per second over one bind of the SMPP connector, with delivery receipts on.
+
+Against the test SMSC (tests/peers/smsc-sim.js on the npm ``smpp`` package, run with ``node``; quiet mode:
+no event per submit), on a free loopback port. For each window (default 10 and 50): a fresh connector
+(transceiver bind, under uvloop as the gateway runs), a warm-up, then N one-part GSM 7-bit SMS (default
+5,000) submitted by as many concurrent callers as the window has slots. Each SMS asks for a receipt, which
+the peer sends at once; the connector hands each to a sink that counts it.
+
+Figures: submits/s (N / time to the last submit's answer), receipts/s (N / time to the last receipt),
+submit latency p50/p99 (``submit()`` call to return: one submit_sm round trip), and the CPU time per submit
+of this process (the connector) and of the peer. Both share the machine's cores.
+
+The table is printed and appended to docs/benchmarks.md. Exit status: 0 when every run completed
+(every submit returned an id and every receipt came), 1 otherwise, 2 without node or the npm packages.
+
+Run: ``.venv/bin/python bench/smpp.py [--messages 5000] [--windows 10,50] [--no-record]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import timeit
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+sys.path.insert(0, str(REPO))
+
+from mmsgate.sms.base import InboundSms, Sms, SmsReceipt  # noqa: E402
+from mmsgate.sms.smpp import SmppConnector, SmppSettings  # noqa: E402
+
+RESULTS = REPO / "docs" / "benchmarks.md"
+PEERS = REPO / "tests" / "peers"
+SCRIPT = PEERS / "smsc-sim.js"
+SYSTEM_ID = "bench"
+PASSWORD = "bench"
+TEXT = "Your order 4711 has shipped and arrives Thursday. Track it at https://example.com/t/4711"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Row:
+    window: int
+    messages: int
+    submit_seconds: float = 0.0
+    receipt_seconds: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list)
+    receipts: int = 0
+    failures: list[str] = field(default_factory=list)
+    own_cpu: float = 0.0
+    peer_cpu: float = 0.0
+
+    @property
+    def submits_per_second(self) -> float:
+        return self.messages / self.submit_seconds if self.submit_seconds else 0.0
+
+    @property
+    def receipts_per_second(self) -> float:
+        return self.receipts / self.receipt_seconds if self.receipt_seconds else 0.0
+
+    @property
+    def complete(self) -> bool:
+        return not self.failures and self.receipts == self.messages
+
+
+class Counter:
+    """The sink: counts receipts, notes when the last one expected came."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.expected = 0
+        self.done = asyncio.Event()
+        self.last = 0.0
+
+    async def sms_receipt(self, receipt: SmsReceipt) -> None:
+        self.count += 1
+        self.last = time.perf_counter()
+        if self.count >= self.expected:
+            self.done.set()
+
+    async def sms_inbound(self, message: InboundSms) -> None:
+        pass
+
+    def expect(self, count: int) -> None:
+        self.count, self.expected, self.last = 0, count, 0.0
+        self.done.clear()
+
+
+class Peer:
+    """The SMSC peer in its own process group; its stdout is drained (quiet mode prints little)."""
+
+    def __init__(self, node: str) -> None:
+        self.node = node
+        self.proc: asyncio.subprocess.Process | None = None
+        self.port = 0
+        self._drain: asyncio.Task[None] | None = None
+
+    async def start(self) -> Peer:
+        env = {**os.environ, "SMSC_PORT": "0", "SMSC_SYSTEM_ID": SYSTEM_ID, "SMSC_PASSWORD": PASSWORD}
+        env["SMSC_QUIET"] = "1"
+        self.proc = await asyncio.create_subprocess_exec(
+            self.node,
+            str(SCRIPT),
+            cwd=PEERS,
+            env=env,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+        assert self.proc.stdout is not None
+        first = json.loads(await asyncio.wait_for(self.proc.stdout.readline(), 20))
+        self.port = int(first["port"])
+        self._drain = asyncio.create_task(self._draining())
+        return self
+
+    async def _draining(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        while await self.proc.stdout.readline():
+            pass
+
+    def cpu_seconds(self) -> float:
+        assert self.proc is not None
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
+
+    async def stop(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            await self.proc.wait()
+        if self._drain is not None:
+            self._drain.cancel()
+
+
+async def submit_all(connector: SmppConnector, count: int, callers: int, row: Row) -> list[float]:
+    """Submit ``count`` SMS from ``callers`` concurrent callers; the latency of each, in ms."""
+    latencies: list[float] = []
+    indexes = iter(range(count))
+
+    async def caller() -> None:
+        for index in indexes:
+            began = time.perf_counter()
+            try:
+                result = await connector.submit(Sms(f"bench-{index}", "MMSGate", "15551230000", TEXT))
+            except Exception as exc:
+                row.failures.append(repr(exc))
+                continue
+            latencies.append((time.perf_counter() - began) * 1000)
+            if len(result.message_ids) != 1:
+                row.failures.append(f"{len(result.message_ids)} ids for a one-part SMS")
+
+    await asyncio.gather(*(caller() for _ in range(callers)))
+    return latencies
+
+
+async def run_window(peer: Peer, window: int, messages: int, warmup: int) -> Row:
+    row = Row(window, messages)
+    sink = Counter()
+    settings = SmppSettings(
+        name=f"bench-w{window}",
+        host="127.0.0.1",
+        port=peer.port,
+        system_id=SYSTEM_ID,
+        password=PASSWORD,
+        window=window,
+        response_timeout=30.0,
+    )
+    connector = SmppConnector(settings)
+    await asyncio.wait_for(connector.start(sink), 20)
+    try:
+        for count, record in ((warmup, False), (messages, True)):
+            sink.expect(count)
+            own_before, peer_before = time.process_time(), peer.cpu_seconds()
+            start = time.perf_counter()
+            latencies = await submit_all(connector, count, window, row)
+            submitted = time.perf_counter()
+            try:
+                await asyncio.wait_for(sink.done.wait(), 60)
+            except TimeoutError:
+                row.failures.append(f"{sink.count} of {count} receipts within 60 s")
+            if record:
+                row.submit_seconds = submitted - start
+                row.receipt_seconds = (sink.last or time.perf_counter()) - start
+                row.latencies_ms = latencies
+                row.receipts = sink.count
+                row.own_cpu = time.process_time() - own_before
+                row.peer_cpu = peer.cpu_seconds() - peer_before
+    finally:
+        await connector.aclose()
+    return row
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+
+
+def table(rows: Sequence[Row]) -> str:
+    lines = [
+        "| window | SMS (1 segment each) | submits/s | receipts/s | submit p50 / p99 | CPU per SMS: connector / peer "
+        "| complete |",
+        "|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for row in rows:
+        p50, p99 = percentile(row.latencies_ms, 50), percentile(row.latencies_ms, 99)
+        own = row.own_cpu / row.messages * 1e6
+        peer = row.peer_cpu / row.messages * 1e6
+        done = "yes" if row.complete else f"NO: {(row.failures or ['receipts missing'])[0][:120]}"
+        lines.append(
+            f"| {row.window} | {row.messages:,} | {row.submits_per_second:,.0f} | {row.receipts_per_second:,.0f} "
+            f"| {p50:.2f} / {p99:.2f} ms | {own:.0f} / {peer:.0f} µs | {done} |"
+        )
+    return "\n".join(lines)
+
+
+def python_note() -> str:
+    best = min(timeit.repeat("sum(range(1000))", number=2000, repeat=5)) / 2000
+    where = os.path.relpath(sys.executable, REPO) if sys.executable.startswith(str(REPO)) else sys.executable
+    return f"Python {sys.version.split()[0]} ({where}), `sum(range(1000))` in {best * 1e6:.1f} µs"
+
+
+def append_results(command: str, rows: Sequence[Row], node_version: str, args: argparse.Namespace) -> None:
+    section = [
+        "",
+        "## SMPP connector (`bench/smpp.py`)",
+        "",
+        f"Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M')} UTC. Command: `{command}`",
+        "",
+        f"Machine: {os.cpu_count()} cores, shared by the connector (this process, uvloop) and the SMSC peer "
+        f"(node {node_version.lstrip('v')}, tests/peers/smsc-sim.js quiet); {python_note()}.",
+        "",
+        table(rows),
+        "",
+        f"- One transceiver bind per row; {args.warmup} warm-up SMS first; as many concurrent callers as the window"
+        " has slots. submits/s: SMS / time to the last submit's answer; receipts/s: receipts / time from the first"
+        " submit to the last receipt (the peer sends each receipt as soon as it answered the submit).",
+    ]
+    with RESULTS.open("a", encoding="utf-8") as out:
+        out.write("\n".join(section).rstrip() + "\n")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="SMPP benchmark: submits/s over one bind (see the module docstring).")
+    parser.add_argument("--messages", type=int, default=5000, help="SMS per window (default 5000)")
+    parser.add_argument("--windows", default="10,50", help="comma-separated windows to measure (default 10,50)")
+    parser.add_argument("--warmup", type=int, default=500, help="warm-up SMS per window (default 500)")
+    parser.add_argument("--no-record", action="store_true", help="do not append the results to docs/benchmarks.md")
+    args = parser.parse_args(argv)
+    try:
+        args.window_list = [int(w) for w in args.windows.split(",") if w.strip()]
+    except ValueError:
+        parser.error("--windows takes comma-separated integers")
+    if args.messages < 1 or args.warmup < 0 or not args.window_list or min(args.window_list) < 1:
+        parser.error("--messages and each window must be positive, --warmup not negative")
+    return args
+
+
+async def run(args: argparse.Namespace, node: str) -> list[Row]:
+    rows = []
+    for window in args.window_list:
+        peer = await Peer(node).start()
+        try:
+            print(f"== window {window}: {args.messages:,} SMS", flush=True)
+            rows.append(await run_window(peer, window, args.messages, args.warmup))
+        finally:
+            await peer.stop()
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    node = shutil.which("node")
+    if node is None or not (PEERS / "node_modules" / "smpp").is_dir():
+        print(f"needs node and the npm packages of {PEERS} (npm ci there)", file=sys.stderr)
+        return 2
+    node_version = subprocess.run([node, "--version"], capture_output=True, text=True, check=False).stdout.strip()
+    python = os.path.relpath(sys.executable, REPO) if sys.executable.startswith(str(REPO)) else sys.executable
+    command = shlex.join([python, "bench/smpp.py", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - platforms without uvloop
+        rows = asyncio.run(run(args, node))
+    else:
+        rows = uvloop.run(run(args, node))
+    print()
+    print(table(rows))
+    if not args.no_record:
+        append_results(command, rows, node_version, args)
+        print(f"\nappended to {RESULTS.relative_to(REPO)}")
+    return 0 if all(row.complete for row in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
