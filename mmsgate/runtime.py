@@ -21,7 +21,7 @@ from mmsgate.core.codes import JobKind
 from mmsgate.core.model import MediaKind, utcnow
 from mmsgate.delivery.engine import Delivery
 from mmsgate.delivery.fallback import SmsFallback
-from mmsgate.delivery.inbound import InboundReceiver
+from mmsgate.delivery.inbound import InboundReceiver, InboundRefused
 from mmsgate.delivery.throttle import SendLimiter
 from mmsgate.errors import ConfigError, StoreError
 from mmsgate.jobs.pipeline import TemplateMedia
@@ -113,17 +113,22 @@ class Core:
         await self.fallback.receipt(receipt)
 
     async def sms_inbound(self, message: InboundSms) -> None:
-        """An SMS to one of an account's numbers: an N401 with the text as its one file."""
+        """An SMS to one of an account's numbers: an N401 with the text as its one file. An SMS the
+        gateway can never take (to no account's number) is logged and acknowledged, not refused: an
+        SMSC would only send it again."""
         text = InboundFile("text/plain; charset=utf-8", message.text.encode(), "message.txt")
-        await self.inbound.receive(
-            InboundMms(
-                carrier=message.connector,
-                sender=message.sender,
-                recipients=(message.recipient,),
-                subject=None,
-                files=(text,),
+        try:
+            await self.inbound.receive(
+                InboundMms(
+                    carrier=message.connector,
+                    sender=message.sender,
+                    recipients=(message.recipient,),
+                    subject=None,
+                    files=(text,),
+                )
             )
-        )
+        except InboundRefused as exc:
+            log.warning("inbound SMS from %s over %s dropped: %s", message.sender, message.connector, exc)
 
 
 def build_inbound(settings: Settings, store: Store) -> InboundReceiver:

@@ -107,3 +107,36 @@ async def test_settings_from_environment(tmp_path: Path) -> None:
     assert (tmp_path / "envdata" / "mmsgate.sqlite3").exists()
     listed = await cli_json("account", "list", cwd=tmp_path, env=env)
     assert [a["id"] for a in listed["accounts"]] == [created["account_id"]]
+
+
+async def test_smpp_connections_are_added_listed_and_removed(tmp_path: Path) -> None:
+    data = ["--data-dir", str(tmp_path / "data")]
+    added = await cli_json(
+        "smpp", "add", "uk", "--host", "smsc.example.net", "--system-id", "acme", "--password", "s3cret",
+        "--bind", "pair", "--tps", "50", "--route-prefix", "+44", "--route-prefix", "353", *data, cwd=tmp_path,
+    )  # fmt: skip
+    shown = added["connection"]
+    assert shown == {
+        "name": "uk",
+        "host": "smsc.example.net",
+        "port": 2775,
+        "system_id": "acme",
+        "system_type": "",
+        "bind": "pair",
+        "tps": 50,
+        "window": 10,
+        "route_prefixes": ["44", "353"],
+    }
+    assert (await cli_json("smpp", "list", *data, cwd=tmp_path))["connections"] == [shown]
+    code, _, err = await run_cli(
+        "smpp", "add", "uk", "--host", "h", "--system-id", "a", "--password", "p", *data, cwd=tmp_path
+    )
+    assert code == 1 and "exists already" in err
+    code, _, err = await run_cli(
+        "smpp", "add", "bad", "--host", "h", "--system-id", "a", "--password", "much-too-long", *data, cwd=tmp_path
+    )
+    assert code == 1 and "at most 8 characters" in err
+    assert (await cli_json("smpp", "remove", "uk", *data, cwd=tmp_path)) == {"removed": "uk"}
+    assert (await cli_json("smpp", "list", *data, cwd=tmp_path))["connections"] == []
+    code, _, err = await run_cli("smpp", "remove", "uk", *data, cwd=tmp_path)
+    assert code == 1 and "no SMS connection named 'uk'" in err

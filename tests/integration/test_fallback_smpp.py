@@ -136,3 +136,14 @@ async def test_inbound_sms_reaches_the_account_as_n401_with_the_text_as_a_file(g
     assert answer.status_code == 200
     assert answer.headers["content-type"] == "text/plain; charset=utf-8"
     assert answer.content.decode() == words
+
+
+async def test_inbound_sms_to_no_accounts_number_is_acknowledged_and_dropped(gateway: Gateway, smsc: Smsc) -> None:
+    caller, _ = await gateway.account()
+    await bound(smsc)
+    await smsc.send({"cmd": "mo", "from": "15550100078", "to": "19995550000", "text": "anyone there?"})
+    answered = await smsc.wait_for(lambda e: e.get("event") == "mo" and "status" in e, what="the MO's answer")
+    assert (answered["status"], answered["attempt"]) == (0, 0)  # taken at once, never resent
+    await smsc.send({"cmd": "mo", "from": "15550100078", "to": caller.sender, "text": "and now?"})
+    await gateway.receiver.wait_for(lambda received: any(r.json.get("code") == "N401" for r in received))
+    assert [r.json["from"] for r in gateway.receiver.received if r.json.get("code") == "N401"] == ["15550100078"]
