@@ -27,6 +27,8 @@ from mmsgate.store.migrate import apply_migrations
 from mmsgate.store.postgres import PostgresStore
 from mmsgate.store.sqlite import SqliteStore
 
+pytest_plugins = ("tests.browser_support",)
+
 PG_URL = os.environ.get("MMSGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 _TEMPLATE_DB = f"mmsgate_tpl_{os.getpid()}"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -12,6 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.integration.media_origin import Origin
+from tests.receiver import Receiver, running_receiver
 
 MMSGATE = str(Path(sys.executable).parent / "mmsgate")
 START_TIMEOUT = 60.0
@@ -128,3 +132,74 @@ async def cli_json(*args: str, cwd: Path, env: dict[str, str] | None = None) -> 
     data = json.loads(lines[0])
     assert isinstance(data, dict)
     return data
+
+
+class WorkerProcess(Gateway):
+    """A `mmsgate worker` process: ready once it says it runs; ``owner`` is the name it leases jobs under."""
+
+    owner = ""
+
+    def ready(self, line: str) -> bool:
+        words = line.split()
+        if words[:2] == ["mmsgate", "worker"] and words[-1] == "running":
+            self.owner = words[2]
+            return True
+        return False
+
+
+class Processes:
+    """`mmsgate serve`, `api` and `worker` processes, each in its own process group."""
+
+    def __init__(self, cwd: Path) -> None:
+        self.cwd = cwd
+        self.started: list[Gateway] = []
+
+    async def _start(self, process: Gateway) -> Gateway:
+        self.started.append(process)
+        return await process.start()
+
+    async def serve(self, *args: str, env: dict[str, str]) -> Gateway:
+        return await self._start(Gateway(["serve", "--port", "0", *args], self.cwd, env))
+
+    async def api(self, env: dict[str, str]) -> Gateway:
+        return await self._start(Gateway(["api", "--port", "0"], self.cwd, env))
+
+    async def worker(self, env: dict[str, str]) -> WorkerProcess:
+        process = WorkerProcess(["worker"], self.cwd, env)
+        await self._start(process)
+        return process
+
+    async def kill_all(self) -> None:
+        """SIGKILL every process group started, also those whose leader already exited (its helper
+        processes, such as media workers, may outlive it), and wait until their output ends."""
+        for process in self.started:
+            if process.proc is None:
+                continue
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.proc.pid, signal.SIGKILL)
+            await process.proc.wait()
+            drain: asyncio.Task[None] | None = getattr(process, "_drain", None)  # reads the output to its end
+            if drain is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(drain, 10)
+
+
+@pytest.fixture
+async def processes(tmp_path: Path) -> AsyncIterator[Processes]:
+    """Start gateway processes; every one started is killed at the end of the test."""
+    started = Processes(tmp_path)
+    yield started
+    await started.kill_all()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    async with running_receiver() as the_receiver:
+        yield the_receiver
+
+
+@pytest.fixture
+async def origin() -> AsyncIterator[Origin]:
+    the_origin = await Origin().start()
+    yield the_origin
+    await the_origin.close()

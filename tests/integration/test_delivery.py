@@ -8,6 +8,7 @@ loopback receiver, both real HTTP servers on ports the kernel picks.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -83,9 +84,9 @@ def gateway_settings(tmp_path: Path, backend: str, request: pytest.FixtureReques
     return load_settings(**values)
 
 
-@pytest.fixture
-async def gateway(store: Store, backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Gateway]:
-    settings = gateway_settings(tmp_path, backend, request)
+@contextlib.asynccontextmanager
+async def running_gateway(store: Store, settings: Settings) -> AsyncIterator[Gateway]:
+    """The app over ``store`` with its workers running, a media origin and a postback receiver."""
     origin = await Origin().start()
     receiver = await Receiver().start()
     app = create_app(settings, store)
@@ -99,6 +100,12 @@ async def gateway(store: Store, backend: str, tmp_path: Path, request: pytest.Fi
     finally:
         await receiver.close()
         await origin.close()
+
+
+@pytest.fixture
+async def gateway(store: Store, backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Gateway]:
+    async with running_gateway(store, gateway_settings(tmp_path, backend, request)) as the_gateway:
+        yield the_gateway
 
 
 async def test_delivered_message_reports_sent_then_delivered_and_lands_in_the_inbox(gateway: Gateway) -> None:

@@ -10,15 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mmsgate.app import create_app
 from mmsgate.core.codes import MessageState
 from mmsgate.core.model import Behaviour, Handset
-from mmsgate.runtime import running_worker
 from mmsgate.sms.connections import SMPP, smpp_config
 from mmsgate.store.base import Store
-from tests.integration.media_origin import Origin
-from tests.integration.test_delivery import Gateway, gateway_settings
-from tests.receiver import Receiver
+from tests.integration.test_delivery import Gateway, gateway_settings, running_gateway
 from tests.smsc import Smsc
 
 SYSTEM_ID, PASSWORD = "mmsgate", "pw12345"
@@ -30,20 +26,8 @@ async def gateway_with_smsc(
 ) -> AsyncIterator[Gateway]:
     config = smpp_config(host="127.0.0.1", port=smsc.port, system_id=SYSTEM_ID, password=password)
     await store.add_sms_connection("peer", SMPP, config)
-    settings = gateway_settings(tmp_path, backend, request)
-    origin = await Origin().start()
-    receiver = await Receiver().start()
-    app = create_app(settings, store)
-    try:
-        async with (
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway.test") as http,
-            running_worker(settings, store) as running,
-        ):
-            app.state.endpoint.after_accept = running.wake
-            yield Gateway(store, settings, http, running, origin, receiver)
-    finally:
-        await receiver.close()
-        await origin.close()
+    async with running_gateway(store, gateway_settings(tmp_path, backend, request)) as gateway:
+        yield gateway
 
 
 @pytest.fixture

@@ -16,34 +16,14 @@ from playwright.async_api import Page
 
 from mmsgate.core.model import iso, utcnow
 from tests import media_samples as samples
-from tests.acceptance.conftest import cli_json
-from tests.acceptance.test_delivery_processes import HANDSET, Processes, delivery_env, postbacks, send
+from tests.acceptance.conftest import Processes, cli_json
+from tests.acceptance.test_delivery_processes import HANDSET, delivery_env, postbacks, send
 from tests.integration.media_origin import Origin, file_reply
-from tests.receiver import Receiver, running_receiver
+from tests.receiver import Receiver
 from tests.smsc import Event, Smsc
 from tests.waiting import eventually
 
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "screenshots"
-
-
-@pytest.fixture
-async def processes(tmp_path: Path) -> AsyncIterator[Processes]:
-    started = Processes(tmp_path)
-    yield started
-    await started.kill_all()
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    async with running_receiver() as the_receiver:
-        yield the_receiver
-
-
-@pytest.fixture
-async def origin() -> AsyncIterator[Origin]:
-    the_origin = await Origin().start()
-    yield the_origin
-    await the_origin.close()
 
 
 @pytest.fixture
