@@ -58,7 +58,7 @@ async def smpp_add(
         window=window,
         route_prefixes=tuple(p.lstrip("+") for p in prefixes),
     )
-    connection = await store.add_sms_connection(name, SMPP, config)
+    connection = await store.add_connection(name, SMPP, config)
     routes = ", ".join(config["route_prefixes"]) or "every number"
     _emit(as_json, {"connection": _shown(connection.name, config)}, f"SMPP connection {name} added ({routes})")
 
@@ -72,7 +72,7 @@ def _shown(name: str, config: dict[str, object]) -> dict[str, object]:
 @with_store
 async def smpp_list(store: Store, as_json: bool) -> None:
     """List the SMPP connections (passwords are not shown)."""
-    items = [c for c in await store.list_sms_connections() if c.kind == SMPP]
+    items = await store.list_connections(SMPP)
     lines = [
         f"{c.name}  {c.config['host']}:{c.config['port']}  {c.config['system_id']}  {c.config['bind']}  "
         f"tps {c.config['tps'] or 'unlimited'}  routes {', '.join(c.config['route_prefixes']) or 'every number'}"
@@ -87,5 +87,5 @@ async def smpp_list(store: Store, as_json: bool) -> None:
 @with_store
 async def smpp_remove(store: Store, name: str, as_json: bool) -> None:
     """Remove the SMPP connection NAME (workers close it within a few seconds)."""
-    await store.remove_sms_connection(name)
+    await store.remove_connection(name, SMPP)
     _emit(as_json, {"removed": name}, f"SMPP connection {name} removed")

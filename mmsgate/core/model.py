@@ -352,8 +352,8 @@ class SmsSegmentState:
 
 
 @dataclass(frozen=True, slots=True)
-class SmsConnection:
-    """A configured SMS connection (``mmsgate smpp add``): its kind (``smpp``) and settings."""
+class Connection:
+    """A configured connection (``mmsgate mm7 add``, ``mmsgate smpp add``): its kind and settings."""
 
     name: str
     kind: str

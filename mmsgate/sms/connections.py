@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mmsgate.core.model import SmsConnection
+from mmsgate.core.model import Connection
 from mmsgate.delivery.throttle import SendLimiter
 from mmsgate.errors import ConfigError
 from mmsgate.sms.base import SmsConnector
@@ -58,7 +58,7 @@ def smpp_config(
     }
 
 
-def create_connector(connection: SmsConnection, store: Store) -> SmsConnector:
+def create_connector(connection: Connection, store: Store) -> SmsConnector:
     """The connector of a stored connection (raises ConfigError for a kind or settings it cannot use)."""
     if connection.kind != SMPP:
         raise ConfigError(f"unknown SMS connection kind {connection.kind!r}")

@@ -15,19 +15,20 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mmsgate.core.model import SmsConnection
+from mmsgate.core.model import Connection
 from mmsgate.errors import CarrierError, ConfigError, StoreError
 from mmsgate.sms.base import SmsConnector, SmsSink
+from mmsgate.sms.connections import SMPP
 from mmsgate.store.base import Store
 
 log = logging.getLogger("mmsgate.sms")
 
-ConnectorFactory = Callable[[SmsConnection], SmsConnector]
+ConnectorFactory = Callable[[Connection], SmsConnector]
 
 
 @dataclass
 class _Live:
-    connection: SmsConnection
+    connection: Connection
     connector: SmsConnector
     prefixes: tuple[str, ...]
     starting: asyncio.Task[None] | None = None
@@ -74,7 +75,7 @@ class SmsRouter:
     async def refresh(self) -> None:
         """Start the connections added since the last look, close the ones removed or changed."""
         try:
-            wanted = {c.name: c for c in await self.store.list_sms_connections()}
+            wanted = {c.name: c for c in await self.store.list_connections(SMPP)}
         except StoreError as exc:
             log.warning("reading the SMS connections failed (%s); keeping the current ones", exc)
             return

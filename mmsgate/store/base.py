@@ -16,6 +16,7 @@ from mmsgate.core.model import (
     ApiKey,
     BlockedNumber,
     Campaign,
+    Connection,
     Event,
     Handset,
     HostedPage,
@@ -29,7 +30,6 @@ from mmsgate.core.model import (
     SandboxSms,
     SandboxSubmission,
     SenderNumber,
-    SmsConnection,
     SmsSegmentState,
     Step,
     Template,
@@ -342,13 +342,16 @@ class Store(abc.ABC):
         """A message's SMS segments in order, each with its receipt once one came."""
 
     @abc.abstractmethod
-    async def add_sms_connection(self, name: str, kind: str, config: dict[str, object]) -> SmsConnection: ...
+    async def add_connection(self, name: str, kind: str, config: dict[str, object]) -> Connection:
+        """A named carrier or SMS connection (``mm7``, ``smpp``); names are unique over every kind."""
 
     @abc.abstractmethod
-    async def list_sms_connections(self) -> list[SmsConnection]: ...
+    async def list_connections(self, kind: str | None = None) -> list[Connection]:
+        """The configured connections (of one kind), by name."""
 
     @abc.abstractmethod
-    async def remove_sms_connection(self, name: str) -> None: ...
+    async def remove_connection(self, name: str, kind: str | None = None) -> None:
+        """Remove a connection (only if it is of ``kind``, when given)."""
 
     @abc.abstractmethod
     async def sandbox_sms_receive(self, sms: SandboxSms) -> None:

@@ -11,6 +11,7 @@ from datetime import datetime
 from mmsgate.core.codes import JobKind
 from mmsgate.core.model import (
     Behaviour,
+    Connection,
     Handset,
     HostedPage,
     Inbound,
@@ -22,7 +23,6 @@ from mmsgate.core.model import (
     SandboxSms,
     SandboxSubmission,
     SenderNumber,
-    SmsConnection,
     SmsSegmentState,
     Step,
     from_epoch,
@@ -474,29 +474,34 @@ class DeliverySql(SqlStore):
             )
         return out
 
-    async def add_sms_connection(self, name: str, kind: str, config: dict[str, object]) -> SmsConnection:
+    async def add_connection(self, name: str, kind: str, config: dict[str, object]) -> Connection:
         now = time.time()
         try:
             await self._write(
                 [
                     (
-                        "INSERT INTO sms_connections (name, kind, config, created_at) VALUES (?, ?, ?, ?)",
+                        "INSERT INTO connections (name, kind, config, created_at) VALUES (?, ?, ?, ?)",
                         (name, kind, json.dumps(config, sort_keys=True), now),
                     )
                 ]
             )
         except Conflict:
-            raise Conflict(f"an SMS connection named {name!r} exists already") from None
-        return SmsConnection(name, kind, dict(config), from_epoch(now))
+            raise Conflict(f"a connection named {name!r} exists already") from None
+        return Connection(name, kind, dict(config), from_epoch(now))
 
-    async def list_sms_connections(self) -> list[SmsConnection]:
-        rows = await self._read("SELECT name, kind, config, created_at FROM sms_connections ORDER BY name")
-        return [SmsConnection(r[0], r[1], json.loads(r[2]), from_epoch(r[3])) for r in rows]
+    async def list_connections(self, kind: str | None = None) -> list[Connection]:
+        rows = await self._read(
+            "SELECT name, kind, config, created_at FROM connections WHERE kind = COALESCE(?, kind) ORDER BY name",
+            (kind,),
+        )
+        return [Connection(r[0], r[1], json.loads(r[2]), from_epoch(r[3])) for r in rows]
 
-    async def remove_sms_connection(self, name: str) -> None:
-        rows = await self._write([("DELETE FROM sms_connections WHERE name = ? RETURNING name", (name,))])
+    async def remove_connection(self, name: str, kind: str | None = None) -> None:
+        rows = await self._write(
+            [("DELETE FROM connections WHERE name = ? AND kind = COALESCE(?, kind) RETURNING name", (name, kind))]
+        )
         if not rows[0]:
-            raise NotFound(f"no SMS connection named {name!r}")
+            raise NotFound(f"no {kind or ''} connection named {name!r}".replace("  ", " "))
 
     async def sandbox_sms_receive(self, sms: SandboxSms) -> None:
         await self._write(

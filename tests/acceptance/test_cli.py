@@ -139,4 +139,4 @@ async def test_smpp_connections_are_added_listed_and_removed(tmp_path: Path) -> 
     assert (await cli_json("smpp", "remove", "uk", *data, cwd=tmp_path)) == {"removed": "uk"}
     assert (await cli_json("smpp", "list", *data, cwd=tmp_path))["connections"] == []
     code, _, err = await run_cli("smpp", "remove", "uk", *data, cwd=tmp_path)
-    assert code == 1 and "no SMS connection named 'uk'" in err
+    assert code == 1 and "no smpp connection named 'uk'" in err

@@ -25,7 +25,7 @@ async def gateway_with_smsc(
     store: Store, backend: str, tmp_path: Path, request: pytest.FixtureRequest, smsc: Smsc, password: str = PASSWORD
 ) -> AsyncIterator[Gateway]:
     config = smpp_config(host="127.0.0.1", port=smsc.port, system_id=SYSTEM_ID, password=password)
-    await store.add_sms_connection("peer", SMPP, config)
+    await store.add_connection("peer", SMPP, config)
     async with running_gateway(store, gateway_settings(tmp_path, backend, request)) as gateway:
         yield gateway
 

@@ -557,14 +557,14 @@ async def test_sms_receipts_meet_their_segments_in_either_order_and_id_form(stor
     assert (await store.find_message(tracking_id)).state is S.SMS_SUBMITTED
 
 
-async def test_sms_connections_are_kept_by_name(store: Store) -> None:
+async def test_connections_are_kept_by_name(store: Store) -> None:
     config: dict[str, object] = {"host": "smsc.example", "port": 2775, "route_prefixes": ["44"]}
-    added = await store.add_sms_connection("uk", "smpp", config)
+    added = await store.add_connection("uk", "smpp", config)
     assert (added.name, added.kind, added.config) == ("uk", "smpp", config)
     with pytest.raises(Conflict):
-        await store.add_sms_connection("uk", "smpp", config)
-    assert [(c.name, c.config) for c in await store.list_sms_connections()] == [("uk", config)]
-    await store.remove_sms_connection("uk")
-    assert await store.list_sms_connections() == []
+        await store.add_connection("uk", "smpp", config)
+    assert [(c.name, c.config) for c in await store.list_connections()] == [("uk", config)]
+    await store.remove_connection("uk")
+    assert await store.list_connections() == []
     with pytest.raises(NotFound):
-        await store.remove_sms_connection("uk")
+        await store.remove_connection("uk")
