@@ -20,6 +20,7 @@ from mmsgate import __version__
 from mmsgate.api.auth import Authenticator
 from mmsgate.api.endpoint import Endpoint, json_response
 from mmsgate.api.status import StatusView
+from mmsgate.carriers.mm7.vasp import VaspEndpoint
 from mmsgate.config import Settings
 from mmsgate.runtime import build_inbound
 from mmsgate.store import create_store
@@ -66,6 +67,7 @@ def create_app(settings: Settings, store: Store | None = None, *, migrate: bool 
     inbound = build_inbound(settings, the_store)
     content = InboundContent(the_store, inbound.blobs)
     hosted = HostedContent(the_store, inbound.blobs)
+    vasp = VaspEndpoint(the_store, inbound.blobs, max_bytes=2 * settings.inbound_max_bytes + 65536)
     sandbox = SandboxApi(the_store, auth, inbound, inbound.blobs)
     sandbox_routes = [
         Route("/v1/sandbox/handsets/{number}", sandbox.handset, methods=["GET", "PUT"]),
@@ -112,6 +114,7 @@ def create_app(settings: Settings, store: Store | None = None, *, migrate: bool 
             Route("/mo/{token}/{name}", content.file, methods=["GET"]),
             Route("/m/{code}", hosted.page, methods=["GET"]),
             Route("/m/{code}/{position:int}", hosted.file, methods=["GET"]),
+            Route("/mm7/{name}", vasp.handle, methods=["POST"]),
             *(sandbox_routes if settings.sandbox_api and settings.carrier == "sandbox" else []),
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
@@ -120,6 +123,7 @@ def create_app(settings: Settings, store: Store | None = None, *, migrate: bool 
     )
     app.state.store = the_store
     app.state.endpoint = endpoint
+    app.state.vasp = vasp
     return Gateway(endpoint, app)
 
 

@@ -170,6 +170,7 @@ async def _serve(settings: Settings, *, demo: bool, workers: bool) -> None:
 
                 worker = await stack.enter_async_context(running_worker(settings, store))
                 app.state.endpoint.after_accept = worker.wake
+                app.state.vasp.after_request = worker.wake
             await _run_server(app, settings, store)
     finally:
         await store.close()
@@ -611,4 +612,4 @@ async def block_remove(store: Store, account_id: str, value: str, as_json: bool)
 
 
 # the sandbox commands live in their own module; importing it registers them on `main`
-from mmsgate import cli_sandbox, cli_send, cli_sms  # noqa: E402, F401
+from mmsgate import cli_mm7, cli_sandbox, cli_send, cli_sms  # noqa: E402, F401

@@ -1,7 +1,7 @@
 """``mmsgate smpp``: the SMPP connections fallback SMS go out on.
 
 Connections live in the store, so every worker process (and a running ``serve``) picks up a change
-within ``sms_refresh_seconds``. A fallback SMS goes to the connection with the longest route prefix
+within ``connection_refresh_seconds``. A fallback SMS goes to the connection with the longest route prefix
 matching its recipient; a connection without prefixes takes every number.
 """
 

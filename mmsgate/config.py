@@ -89,8 +89,8 @@ class Settings(BaseSettings):
         description="comma-separated carrier status codes that mean the handset cannot take MMS: "
         "such a rejection falls back to SMS (a carrier's own not-MMS-capable answers always do)",
     )
-    sms_refresh_seconds: float = Field(
-        default=5.0, gt=0, description="how often workers look for added, changed or removed SMS connections"
+    connection_refresh_seconds: float = Field(
+        default=5.0, gt=0, description="how often workers look for added, changed or removed MM7 and SMPP connections"
     )
     sandbox_api: bool = Field(default=True, description="serve /v1/sandbox/ (virtual handsets)")
     retention_days: float = Field(

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from mmsgate.carriers import create_carrier
-from mmsgate.carriers.base import DeliveryReport, InboundFile, InboundMms
+from mmsgate.carriers.base import Carrier, DeliveryReport, InboundFile, InboundMms
+from mmsgate.carriers.mm7.connection import MM7, create_mm7_carrier
+from mmsgate.carriers.mm7.vasp import Mm7Inbound
 from mmsgate.carriers.sandbox import SandboxCarrier, SandboxReports
 from mmsgate.config import Settings
 from mmsgate.core.codes import JobKind
@@ -34,9 +36,9 @@ from mmsgate.media.guard import AddressGuard, parse_networks
 from mmsgate.media.stage import MediaStage
 from mmsgate.postbacks.events import PostbackBuilder
 from mmsgate.postbacks.outbox import PostbackSender
-from mmsgate.sms.base import InboundSms, SmsReceipt
-from mmsgate.sms.connections import create_connector
-from mmsgate.sms.router import SmsRouter
+from mmsgate.routing import Router
+from mmsgate.sms.base import InboundSms, SmsConnector, SmsReceipt
+from mmsgate.sms.connections import SMPP, create_connector
 from mmsgate.sms.sandbox import SandboxSmsConnector
 from mmsgate.store.base import Store
 
@@ -204,24 +206,33 @@ async def running_worker(settings: Settings, store: Store) -> AsyncIterator[Runn
     limiter = None
     if settings.carrier_max_per_second > 0:
         limiter = SendLimiter(store, carrier.name, settings.carrier_max_per_second)
-    sms = SmsRouter(
+    sms: Router[SmsConnector] = Router(
         store,
+        SMPP,
         lambda connection: create_connector(connection, store),
-        sandbox=SandboxSmsConnector(store) if isinstance(carrier, SandboxCarrier) else None,
-        refresh_seconds=settings.sms_refresh_seconds,
+        default=SandboxSmsConnector(store) if isinstance(carrier, SandboxCarrier) else None,
+        refresh_seconds=settings.connection_refresh_seconds,
     )
     fallback = SmsFallback(
         store, sms, builder, public_url_resolver(settings, store), busy_backoff=Delivery.busy_backoff
     )
     fallback_codes = frozenset(code.strip() for code in settings.sms_fallback_codes.split(",") if code.strip())
-    delivery = Delivery(store, stage, carrier, builder, limiter, fallback=fallback, fallback_codes=fallback_codes)
+    carriers: Router[Carrier] = Router(
+        store,
+        MM7,
+        lambda connection: create_mm7_carrier(connection, store, blobs),
+        default=carrier,
+        refresh_seconds=settings.connection_refresh_seconds,
+    )
+    delivery = Delivery(store, stage, carriers, builder, limiter, fallback=fallback, fallback_codes=fallback_codes)
     core = Core(store, delivery, build_inbound(settings, store), blobs, fallback)
-    await carrier.start(core)
+    await carriers.start(core)
     await sms.start(core)
     owner = worker_name()
     handlers: dict[JobKind, JobHandler] = {
         JobKind.DELIVER: delivery,
         JobKind.PREPARE_TEMPLATE: TemplateMedia(store, stage, builder),
+        JobKind.MM7_INBOUND: Mm7Inbound(store, blobs, core),
     }
     if isinstance(carrier, SandboxCarrier):
         handlers[JobKind.SANDBOX_REPORT] = SandboxReports(store, core)
@@ -258,6 +269,6 @@ async def running_worker(settings: Settings, store: Store) -> AsyncIterator[Runn
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await sms.aclose()
-        await carrier.aclose()
+        await carriers.aclose()
         await fetcher.aclose()
         stage.pool.shutdown(wait=True, cancel_futures=True)

@@ -43,6 +43,8 @@ class DeliveryReport:
     """Additive postback fields the carrier knows, such as ``operator-id`` or ``handset``."""
     submission_id: str | None = None
     """The gateway's submission id (the tracking id), for carriers that report with it."""
+    code: str | None = None
+    """The carrier's own status (MM7 ``MMStatus``), matched against the statuses that mean "cannot take MMS"."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,8 @@ class InboundMms:
     subject: str | None
     files: tuple[InboundFile, ...]
     operator_id: str | None = None
+    linked_id: str | None = None
+    """The MMSC's LinkedID (MM7), kept with the message so that a reply can refer to it."""
 
 
 class InboundSink(Protocol):

@@ -126,3 +126,5 @@ class JobKind(enum.StrEnum):
     PREPARE_TEMPLATE = "prepare-template"
     SANDBOX_REPORT = "sandbox-report"
     """The sandbox carrier's delivery report for one submission, due after the handset's delay."""
+    MM7_INBOUND = "mm7-inbound"
+    """A request an MMSC posted to the VASP endpoint (report, MO, read reply), kept before it was answered."""

@@ -252,6 +252,9 @@ class Step(msgspec.Struct, frozen=True):
     job: tuple[int, str, float] | None = None
     """(job id, lease owner, run at): the message's running job is released to run again then, in the
     same transaction (a submitted message's job waits for its expiry)."""
+    wake_job: bool = False
+    """Set when a transition outside the message's job gives it work (a report that makes the message
+    fall back to SMS): the job, waiting for the message's expiry, runs now."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,6 +330,8 @@ class Inbound:
     expires_at: datetime
     created_at: datetime
     parts: tuple[InboundPart, ...] = ()
+    linked_id: str | None = None
+    """The MMSC's LinkedID of an MMS received over MM7: a reply refers to it."""
 
 
 @dataclass(frozen=True, slots=True)

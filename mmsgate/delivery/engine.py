@@ -30,6 +30,7 @@ from mmsgate.jobs.pipeline import message_failure
 from mmsgate.jobs.worker import SETTLED, Settled
 from mmsgate.media.stage import MediaStage
 from mmsgate.postbacks.events import PostbackBuilder
+from mmsgate.routing import Router
 from mmsgate.store.base import Store
 
 log = logging.getLogger("mmsgate.delivery")
@@ -57,7 +58,7 @@ class Delivery:
         self,
         store: Store,
         stage: MediaStage,
-        carrier: Carrier,
+        carriers: Router[Carrier],
         postbacks: PostbackBuilder,
         limiter: SendLimiter | None = None,
         *,
@@ -66,9 +67,10 @@ class Delivery:
     ) -> None:
         self.store = store
         self.stage = stage
-        self.carrier = carrier
+        self.carriers = carriers
         self.postbacks = postbacks
         self.limiter = limiter
+        """The gateway-wide limit of the default carrier (connections have their own)."""
         self.fallback = fallback
         self.fallback_codes = fallback_codes
         """Carrier statuses that mean "cannot take MMS" (besides a carrier's own ``not_mms``)."""
@@ -83,16 +85,18 @@ class Delivery:
             return None
         parts: Sequence[Part] | None = None
         fresh = False
+        if message.state in (S.ACCEPTED, S.MEDIA_READY, S.SUBMITTING):
+            carrier = self._carrier(message)
         if message.state is S.ACCEPTED:
             # media ready and the record before the submit, in one write
-            parts = await self._prepare(message)
+            parts = await self._prepare(message, carrier)
             if parts is None:  # another worker moved it meanwhile: go on from what is stored
                 message = await self.store.find_message(job.ref)
             else:
                 message, fresh = msgspec.structs.replace(message, state=S.SUBMITTING), True
         if message.state in (S.MEDIA_READY, S.SUBMITTING):
             try:
-                if await self._submit(message, parts, job, fresh=fresh):
+                if await self._submit(message, parts, job, carrier, fresh=fresh):
                     return SETTLED
             except _FellBack:
                 message = msgspec.structs.replace(message, state=S.FALLBACK)
@@ -102,7 +106,7 @@ class Delivery:
                 log.info(
                     "message %s: carrier %s busy, again in %.0f s: %s",
                     message.tracking_id,
-                    self.carrier.name,
+                    carrier.name,
                     delay,
                     exc,
                 )
@@ -110,6 +114,26 @@ class Delivery:
         if message.state in _SMS_WORK and self.fallback is not None:
             return await self.fallback.run(message, job)
         return message.expires_at  # wait for the report; the job ends the message N103 if none comes
+
+    def _carrier(self, message: Message) -> Carrier:
+        """The message's carrier: the one recorded with it, else the one its number routes to."""
+        if message.carrier is not None:
+            known = self.carriers.get(message.carrier)
+            if known is not None:
+                return known
+            if message.state is S.SUBMITTING:
+                raise CarrierError(
+                    "unknown-carrier",
+                    f"carrier {message.carrier} is no longer configured; it may have the message, which is not "
+                    "sent elsewhere",
+                    definite=False,
+                )
+        carrier, broken = self.carriers.route(message.to)
+        if carrier is None:
+            raise CarrierError("no-route", f"no carrier connection serves {message.to}")
+        if broken is not None:
+            raise CarrierError("unusable", broken)
+        return carrier
 
     @staticmethod
     def busy_backoff(attempts: int) -> float:
@@ -126,16 +150,16 @@ class Delivery:
         if isinstance(error, MediaError):
             code, details = message_failure(error)
         elif isinstance(error, CarrierError):
-            code, details = EventCode.FAILED, f"carrier {self.carrier.name}: {error}"
+            code, details = EventCode.FAILED, f"carrier {message.carrier}: {error}" if message.carrier else str(error)
         else:
             code, details = EventCode.QUEUE_ERROR, f"{type(error).__name__}: {error}"
         await self._step(message, S.FAILED, code, details)
 
     # steps ------------------------------------------------------------------------------------
-    async def _prepare(self, message: Message) -> Sequence[Part] | None:
+    async def _prepare(self, message: Message, route: Carrier) -> Sequence[Part] | None:
         """Prepare the parts and record the message media-ready and submitting; None if it was no
         longer accepted."""
-        carrier = self.carrier.name
+        carrier = route.name
         if message.mms_id is not None:
             parts = await self.store.list_parts(message.mms_id)
             copies = [dataclasses.replace(p, owner_id=message.tracking_id) for p in parts]
@@ -179,7 +203,9 @@ class Delivery:
             )
         return prepared.parts if done else None
 
-    async def _submit(self, message: Message, parts: Sequence[Part] | None, job: Job, *, fresh: bool) -> bool:
+    async def _submit(
+        self, message: Message, parts: Sequence[Part] | None, job: Job, carrier: Carrier, *, fresh: bool
+    ) -> bool:
         """Submit (or reconcile) and record it; True when that record also released the job."""
         if parts is None:
             parts = await self.store.list_parts(message.tracking_id)
@@ -187,25 +213,25 @@ class Delivery:
         result: SubmitResult | None = None
         if message.state is S.SUBMITTING and not fresh:
             # an earlier attempt stopped between the call and its record: ask before sending again
-            result = await self.carrier.reconcile(mms)
+            result = await carrier.reconcile(mms)
             if result is not None:
-                log.info("message %s: reconciled with %s as %s", message.tracking_id, self.carrier.name, result)
+                log.info("message %s: reconciled with %s as %s", message.tracking_id, carrier.name, result)
         elif message.state is S.MEDIA_READY and not await self.store.advance(
             Step(
                 message.tracking_id,
                 S.SUBMITTING,
                 None,
                 "Submitting",
-                f"to carrier {self.carrier.name}",
-                carrier=self.carrier.name,
+                f"to carrier {carrier.name}",
+                carrier=carrier.name,
             )
         ):
             raise NotYet(f"message {message.tracking_id} changed while being submitted")
         if result is None:
-            result = await self._call_carrier(message, mms)
+            result = await self._call_carrier(message, mms, carrier)
             if result is None:
                 return False
-        details = f"submitted to carrier {self.carrier.name} as {result.carrier_message_id}"
+        details = f"submitted to carrier {carrier.name} as {result.carrier_message_id}"
         wait = (job.id, job.lease_owner or "", message.expires_at.timestamp())
         return (
             await self._step(
@@ -214,18 +240,19 @@ class Delivery:
                 EventCode.SENT,
                 details,
                 carrier_message_id=result.carrier_message_id,
+                carrier_name=carrier.name,
                 job=wait if job.lease_owner else None,
             )
             and job.lease_owner is not None
         )
 
-    async def _call_carrier(self, message: Message, mms: Mms) -> SubmitResult | None:
-        if self.limiter is not None:
+    async def _call_carrier(self, message: Message, mms: Mms, carrier: Carrier) -> SubmitResult | None:
+        if self.limiter is not None and carrier is self.carriers.default:
             await self.limiter.acquire()
         try:
-            return await self.carrier.submit(mms)
+            return await carrier.submit(mms)
         except CarrierRejected as exc:
-            details = f"carrier {self.carrier.name}: {exc}"
+            details = f"carrier {carrier.name}: {exc}"
             if exc.not_mms or exc.status in self.fallback_codes:
                 if message.sending.disable_fallback_sms:
                     details += "; the message disables the fallback SMS"
@@ -240,7 +267,7 @@ class Delivery:
         except CarrierError as exc:
             if exc.definite:  # not taken: the next attempt submits afresh instead of reconciling
                 await self.store.advance(
-                    Step(message.tracking_id, S.MEDIA_READY, None, "Not taken", f"carrier {self.carrier.name}: {exc}")
+                    Step(message.tracking_id, S.MEDIA_READY, None, "Not taken", f"carrier {carrier.name}: {exc}")
                 )
             raise
 
@@ -256,6 +283,7 @@ class Delivery:
         details: str,
         *,
         carrier_message_id: str | None = None,
+        carrier_name: str | None = None,
         close_job: bool = False,
         extra: dict[str, str] | None = None,
         job: tuple[int, str, float] | None = None,
@@ -274,7 +302,7 @@ class Delivery:
                     extra=extra,
                     sent_as="SMS" if message.state in lifecycle.SMS_STATES else "MMS",
                 ),
-                carrier=self.carrier.name if carrier_message_id else None,
+                carrier=carrier_name if carrier_message_id else None,
                 carrier_message_id=carrier_message_id,
                 close_job=close_job,
                 job=job,
@@ -295,4 +323,13 @@ class Delivery:
         if message.state in (S.ACCEPTED, S.MEDIA_READY, S.SUBMITTING):
             raise NotYet(f"report for {message.tracking_id} before its submit was recorded")
         target, code = _REPORTED[report.status]
-        await self._step(message, target, code, report.details, close_job=True, extra=report.extra)
+        details = report.details
+        if target is S.REJECTED and message.state is S.SUBMITTED and report.code in self.fallback_codes:
+            details = f"carrier {report.carrier}: {report.details}"
+            if message.sending.disable_fallback_sms:
+                details += "; the message disables the fallback SMS"
+            elif self.fallback is None:
+                details += "; no SMS fallback is configured"
+            elif await self.fallback.decide(message, details, wake=True):
+                return
+        await self._step(message, target, code, details, close_job=True, extra=report.extra)

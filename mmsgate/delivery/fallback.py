@@ -20,8 +20,8 @@ from mmsgate.core.model import Job, Message, Step, utcnow
 from mmsgate.errors import CarrierBusy, CarrierError, CarrierRejected
 from mmsgate.jobs.worker import SETTLED, Settled
 from mmsgate.postbacks.events import PostbackBuilder
+from mmsgate.routing import Router
 from mmsgate.sms.base import Sms, SmsConnector, SmsReceipt, SmsStatus
-from mmsgate.sms.router import SmsRouter
 from mmsgate.store.base import Store
 
 log = logging.getLogger("mmsgate.fallback")
@@ -47,7 +47,7 @@ class SmsFallback:
     def __init__(
         self,
         store: Store,
-        router: SmsRouter,
+        router: Router[SmsConnector],
         postbacks: PostbackBuilder,
         public_url: Callable[[], Awaitable[str]],
         *,
@@ -59,9 +59,12 @@ class SmsFallback:
         self.public_url = public_url
         self.busy_backoff = busy_backoff
 
-    async def decide(self, message: Message, reason: str) -> bool:
-        """Record that the message falls back to SMS, and why; False if it had moved on meanwhile."""
-        return await self.store.advance(Step(message.tracking_id, S.FALLBACK, None, "Falling back to SMS", reason))
+    async def decide(self, message: Message, reason: str, *, wake: bool = False) -> bool:
+        """Record that the message falls back to SMS, and why (``wake``: from outside the message's job,
+        which then runs at once); False if the message had moved on meanwhile."""
+        return await self.store.advance(
+            Step(message.tracking_id, S.FALLBACK, None, "Falling back to SMS", reason, wake_job=wake)
+        )
 
     async def run(self, message: Message, job: Job) -> datetime | Settled | None:
         """The job's turn for a message in one of the fallback states."""

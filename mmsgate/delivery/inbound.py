@@ -85,6 +85,7 @@ class InboundReceiver:
             expires_at=now + timedelta(seconds=self.retention_seconds),
             created_at=now,
             parts=tuple(parts),
+            linked_id=message.linked_id,
         )
         base = (await self.public_url()).rstrip("/")
         fields: dict[str, object] = {"from": inbound.sender, "to": inbound.recipient}

@@ -320,6 +320,20 @@ class Store(abc.ABC):
     async def find_inbound(self, token: str) -> Inbound:
         """An inbound MMS (with its parts) by the token of its content URLs."""
 
+    # MM7 VASP endpoint ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def mm7_receive(self, connection: str, dedupe: str, kind: str, sha256: str, content_type: str) -> bool:
+        """Keep a request an MMSC posted (its body in the blob store) with the job that handles it; False
+        (nothing done) when the connection's request ``dedupe`` came before."""
+
+    @abc.abstractmethod
+    async def mm7_request(self, connection: str, dedupe: str) -> tuple[str, str, str]:
+        """A kept request: (kind, sha256 of its body, its Content-Type)."""
+
+    @abc.abstractmethod
+    async def record_event(self, tracking_id: str, status: str, details: str) -> None:
+        """An event on a message that changes nothing else (a read reply, say)."""
+
     # SMS fallback ---------------------------------------------------------------------------------
     @abc.abstractmethod
     async def create_hosted_page(self, tracking_id: str, code: str, expires_at: datetime) -> HostedPage:

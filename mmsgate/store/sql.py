@@ -618,6 +618,13 @@ class SqlStore(Store):
                     (now, JobKind.DELIVER.value, step.tracking_id),
                 )
             )
+        if step.wake_job:
+            then.append(
+                (
+                    "UPDATE jobs SET run_at = ?, updated_at = ? WHERE kind = ? AND ref = ? AND state = 'queued'",
+                    (now, now, JobKind.DELIVER.value, step.tracking_id),
+                )
+            )
         if step.job is not None:
             job_id, owner, run_at = step.job
             then.append(

@@ -34,6 +34,7 @@ from mmsgate.store.rows import (
     POSTBACK_COLUMNS,
     Row,
     Statement,
+    event_statement,
     job_statement,
     message_row,
     outbox_statements,
@@ -152,6 +153,7 @@ class DeliverySql(SqlStore):
             "sms_segments": ("sms_segments", "tracking_id", "created_at < ?", cutoff),
             "sms_receipts": ("sms_receipts", "connector || ' ' || smsc_id", "received_at < ?", cutoff),
             "sandbox_sms": ("sandbox_sms", "id", "received_at < ?", cutoff),
+            "mm7_inbox": ("mm7_inbox", "id", "received_at < ?", cutoff),
         }
         counts: dict[str, int] = {}
         for name, (table, key, condition, value) in targets.items():
@@ -320,7 +322,7 @@ class DeliverySql(SqlStore):
             None,
             (
                 "INSERT INTO inbound (id, token, account_id, carrier, sender, recipient, subject, keyword, copy_to, "
-                "expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "expires_at, created_at, linked_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     inbound.id,
                     inbound.token,
@@ -333,6 +335,7 @@ class DeliverySql(SqlStore):
                     json.dumps(list(inbound.copy_to)),
                     inbound.expires_at.timestamp(),
                     now,
+                    inbound.linked_id,
                 ),
             ),
             *(
@@ -349,7 +352,7 @@ class DeliverySql(SqlStore):
     async def find_inbound(self, token: str) -> Inbound:
         row = await self._one(
             "SELECT id, token, account_id, carrier, sender, recipient, subject, keyword, copy_to, expires_at, "
-            "created_at FROM inbound WHERE token = ?",
+            "created_at, linked_id FROM inbound WHERE token = ?",
             (token,),
             "no such inbound message",
         )
@@ -370,7 +373,33 @@ class DeliverySql(SqlStore):
             copy_to=tuple(json.loads(row[8])),
             expires_at=from_epoch(row[9]),
             created_at=from_epoch(row[10]),
+            linked_id=row[11],
             parts=tuple(InboundPart(int(p[0]), p[1], p[2], int(p[3]), p[4]) for p in parts),
+        )
+
+    # MM7 VASP endpoint -----------------------------------------------------------------------
+    async def mm7_receive(self, connection: str, dedupe: str, kind: str, sha256: str, content_type: str) -> bool:
+        now = time.time()
+        return await self._unit(
+            (
+                "INSERT INTO mm7_inbox (connection, dedupe, kind, sha256, content_type, received_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (connection, dedupe) DO NOTHING RETURNING id",
+                (connection, dedupe, kind, sha256, content_type, now),
+            ),
+            job_statement(JobKind.MM7_INBOUND, f"{connection} {dedupe}", "mm7", now),
+        )
+
+    async def mm7_request(self, connection: str, dedupe: str) -> tuple[str, str, str]:
+        row = await self._one(
+            "SELECT kind, sha256, content_type FROM mm7_inbox WHERE connection = ? AND dedupe = ?",
+            (connection, dedupe),
+            f"no MM7 request {dedupe} from {connection}",
+        )
+        return str(row[0]), str(row[1]), str(row[2])
+
+    async def record_event(self, tracking_id: str, status: str, details: str) -> None:
+        await self._write(
+            [event_statement("messages", "tracking_id", tracking_id, (None, status, details), time.time())]
         )
 
     # SMS fallback -----------------------------------------------------------------------------

@@ -62,7 +62,7 @@ async def test_fallback_sms_goes_over_smpp_and_links_a_page_with_every_slide(
     tmp_path: Path, processes: Processes, receiver: Receiver, origin: Origin, smsc: Smsc, page: Page
 ) -> None:
     data = ["--data-dir", str(tmp_path / "data")]
-    env = delivery_env(MMSGATE_SMS_REFRESH_SECONDS="0.5")
+    env = delivery_env(MMSGATE_CONNECTION_REFRESH_SECONDS="0.5")
     added = await cli_json(
         "smpp", "add", "peer", "--host", "127.0.0.1", "--port", str(smsc.port), "--system-id", "mmsgate",
         "--password", "pw12345", *data, cwd=tmp_path, env=env,

@@ -9,13 +9,11 @@ file. A screenshot of the page is saved to ``tests/screenshots/hosted-page.png``
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import uvicorn
 from playwright.async_api import ConsoleMessage, Page, Response, expect
 
 from mmsgate.app import create_app
@@ -25,35 +23,15 @@ from mmsgate.media.blobs import BlobStore
 from mmsgate.store.base import Store
 from tests.conftest import Caller
 from tests.integration.test_hosted_page import audio_file, host_message, image_file, pdf_file, video_file
-from tests.waiting import eventually
+from tests.serving import served as serving
 
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "screenshots"
 
 
 @pytest.fixture
 async def served(store: Store, settings: Settings) -> AsyncIterator[str]:
-    """The gateway app served by uvicorn in this process on a port the kernel picks; its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    # lifespan off: the store is the test's, and the app's start-up would tune this process's collector
-    config = uvicorn.Config(create_app(settings, store), lifespan="off", log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-
-    async def started() -> bool | None:
-        if task.done():
-            task.result()  # raises what stopped it
-            raise AssertionError("uvicorn stopped before it started")
-        return True if server.started else None
-
-    try:
-        await eventually(started, within=20, what="uvicorn to start")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 20)
-        sock.close()
+    async with serving(create_app(settings, store)) as url:
+        yield url
 
 
 async def test_the_hosted_page_in_a_phone_browser(

@@ -96,6 +96,7 @@ async def running_gateway(store: Store, settings: Settings) -> AsyncIterator[Gat
             running_worker(settings, store) as running,
         ):
             app.state.endpoint.after_accept = running.wake
+            app.state.vasp.after_request = running.wake
             yield Gateway(store, settings, http, running, origin, receiver)
     finally:
         await receiver.close()

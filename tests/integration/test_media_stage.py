@@ -22,6 +22,7 @@ import httpx
 import pytest
 from PIL import Image, ImageSequence
 
+from mmsgate.carriers.base import Carrier
 from mmsgate.carriers.sandbox import SandboxCarrier
 from mmsgate.config import Settings, load_settings
 from mmsgate.core import lifecycle
@@ -38,6 +39,7 @@ from mmsgate.media.fetch import Fetcher, FetchLimits
 from mmsgate.media.guard import AddressGuard, parse_networks
 from mmsgate.media.stage import SMIL_ALLOWANCE, MediaStage, Prepared
 from mmsgate.postbacks.events import PostbackBuilder
+from mmsgate.routing import Router
 from mmsgate.runtime import media_pool, running_worker
 from mmsgate.store.base import Store
 from tests import media_samples as samples
@@ -532,7 +534,8 @@ async def test_retryable_fetch_failures_are_retried_then_given_up(
 
     recovers = await send(client, caller, {"image": {"url": origin.route("/recovering.jpg", recovering)}})
     never = await send(client, caller, {"image": {"url": origin.route("/down.jpg", status_reply(503))}})
-    handler = Recording(Delivery(store, bench.stage(), SandboxCarrier(store), PostbackBuilder(store)))
+    carriers: Router[Carrier] = Router(store, "mm7", lambda _: SandboxCarrier(store), default=SandboxCarrier(store))
+    handler = Recording(Delivery(store, bench.stage(), carriers, PostbackBuilder(store)))
     worker = Worker(
         store,
         {JobKind.DELIVER: handler},

@@ -468,6 +468,7 @@ async def test_prune_deletes_only_what_is_over(store: Store, caller: Caller) -> 
     await store.sms_submitted(step, "smsc", ["a1"])  # the guard fails (not falling back): no segment
     await store.record_sms_receipt(SmsReceipt("smsc", "a1", SmsStatus.DELIVERED, "stat:DELIVRD"))
     await store.sandbox_sms_receive(SandboxSms(caller.to, caller.sender, "hi", "sbs1", done, now))
+    assert await store.mm7_receive("mmsc", "report:tx-1", "report", "d" * 64, "text/xml")
 
     # nothing is old enough yet: only the expired inbound MMS and hosted page go
     counts = await store.prune(now - timedelta(days=7), now)
@@ -482,6 +483,7 @@ async def test_prune_deletes_only_what_is_over(store: Store, caller: Caller) -> 
         "sms_segments": 0,
         "sms_receipts": 0,
         "sandbox_sms": 0,
+        "mm7_inbox": 0,
     }
     with pytest.raises(NotFound):
         await store.find_inbound(expired.token)
@@ -503,6 +505,7 @@ async def test_prune_deletes_only_what_is_over(store: Store, caller: Caller) -> 
         "sms_segments": 0,
         "sms_receipts": 1,
         "sandbox_sms": 1,
+        "mm7_inbox": 1,
     }
     assert await store.list_postbacks(done) == []
     assert [p[2] for p in await store.list_postbacks(waiting)] == ["queued"]

@@ -1,0 +1,265 @@
+"""An MM7 connection to a carrier's MMSC (``mmsgate mm7 add``): the Carrier that submits over it.
+
+``submit`` packs the composed MMS into a SubmitReq (:mod:`mmsgate.carriers.mm7.messages`), posts it with
+HTTP Basic auth and reads the answer: a SubmitRsp's MessageID becomes the carrier message id; a status
+or fault says whether trying again can help (3100 "throughput exceeded" backs off as throttling, 2xxx
+refuses the message for good). An answer that never came is recorded as such: the MMSC may have the
+message, and it is not submitted again. MM7 has no way to ask an MMSC whether it has a message, so
+``reconcile`` cannot tell either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from mmsgate.carriers.base import Carrier, CarrierSink, SubmitResult
+from mmsgate.carriers.mm7.messages import (
+    DEFAULT_VERSION,
+    VERSIONS,
+    Mm7Fault,
+    Mm7ParseError,
+    Outcome,
+    build_submit_req,
+    classify,
+    parse_submit_response,
+)
+from mmsgate.core.compose import Mms
+from mmsgate.core.model import Connection
+from mmsgate.delivery.throttle import SendLimiter
+from mmsgate.errors import CarrierBusy, CarrierError, CarrierRejected, ConfigError
+from mmsgate.media.blobs import BlobStore
+from mmsgate.store.base import Store
+
+MM7 = "mm7"
+log = logging.getLogger("mmsgate.mm7")
+
+MAX_ANSWER_BYTES = 1024 * 1024
+"""The largest answer read from an MMSC (a SubmitRsp is a few hundred bytes)."""
+
+
+def hash_password(password: str) -> str:
+    """How an inbound password is stored: scrypt with a random salt."""
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1)
+    return f"scrypt${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+def check_password(password: str, stored: str) -> bool:
+    try:
+        scheme, salt, digest = stored.split("$")
+    except ValueError:
+        return False
+    if scheme != "scrypt":
+        return False
+    mine = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), n=2**14, r=8, p=1)
+    return hmac.compare_digest(mine, base64.b64decode(digest))
+
+
+def mm7_config(
+    *,
+    url: str,
+    vasp_id: str,
+    vas_id: str,
+    username: str | None = None,
+    password: str | None = None,
+    version: str = DEFAULT_VERSION,
+    tps: int = 0,
+    max_size: int = 0,
+    route_prefixes: tuple[str, ...] = (),
+    inbound_username: str | None = None,
+    inbound_password: str | None = None,
+    soap_action: str = "",
+    timeout: float = 30.0,
+) -> dict[str, Any]:
+    """An MM7 connection's settings, checked; the inbound password is kept only as a hash."""
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"the MMSC URL must be http:// or https://, not {url!r}")
+    if version not in VERSIONS:
+        raise ConfigError(f"unknown MM7 version {version!r}: one of {', '.join(VERSIONS)}")
+    if not vasp_id or not vas_id:
+        raise ConfigError("--vasp-id and --vas-id are required")
+    if (username is None) != (password is None):
+        raise ConfigError("give both --username and --password, or neither")
+    if (inbound_username is None) != (inbound_password is None):
+        raise ConfigError("give both --inbound-username and --inbound-password, or neither")
+    if tps < 0 or max_size < 0 or timeout <= 0:
+        raise ConfigError("tps and max-size must be 0 (no limit) or more, and the timeout positive")
+    for prefix in route_prefixes:
+        if not prefix.isdigit():
+            raise ConfigError(f"route prefix {prefix!r} is not digits (numbers are stored without '+')")
+    return {
+        "url": url,
+        "vasp_id": vasp_id,
+        "vas_id": vas_id,
+        "username": username,
+        "password": password,
+        "version": version,
+        "tps": tps,
+        "max_size": max_size,
+        "route_prefixes": list(route_prefixes),
+        "inbound_username": inbound_username,
+        "inbound_password_hash": hash_password(inbound_password) if inbound_password is not None else None,
+        "soap_action": soap_action,
+        "timeout": timeout,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Mm7Settings:
+    name: str
+    url: str
+    vasp_id: str
+    vas_id: str
+    username: str | None = None
+    password: str | None = None
+    version: str = DEFAULT_VERSION
+    max_size: int = 0
+    soap_action: str = ""
+    timeout: float = 30.0
+
+    @classmethod
+    def of(cls, connection: Connection) -> Mm7Settings:
+        c = connection.config
+        return cls(
+            name=connection.name,
+            url=str(c["url"]),
+            vasp_id=str(c["vasp_id"]),
+            vas_id=str(c["vas_id"]),
+            username=c.get("username"),
+            password=c.get("password"),
+            version=str(c.get("version", DEFAULT_VERSION)),
+            max_size=int(c.get("max_size", 0)),
+            soap_action=str(c.get("soap_action", "")),
+            timeout=float(c.get("timeout", 30.0)),
+        )
+
+
+def is_short_code(number: str) -> bool:
+    """Short codes are up to 8 digits; longer numbers are international numbers."""
+    return len(number) <= 8
+
+
+class Mm7Carrier(Carrier):
+    def __init__(
+        self, settings: Mm7Settings, blobs: BlobStore, *, limiter: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
+        self.name = settings.name
+        self.settings = settings
+        self.blobs = blobs
+        self.limiter = limiter
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self, sink: CarrierSink) -> None:
+        """Reports and inbound MMS come through the VASP endpoint (``POST /mm7/NAME``), not from here."""
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            auth = None
+            if self.settings.username is not None and self.settings.password is not None:
+                auth = aiohttp.BasicAuth(self.settings.username, self.settings.password)
+            self._session = aiohttp.ClientSession(
+                auth=auth,
+                timeout=aiohttp.ClientTimeout(total=self.settings.timeout, connect=min(10.0, self.settings.timeout)),
+                connector=aiohttp.TCPConnector(limit=64),
+            )
+        return self._session
+
+    async def submit(self, mms: Mms) -> SubmitResult:
+        s = self.settings
+        if s.max_size and mms.size > s.max_size:
+            raise CarrierRejected(
+                "size", f"the MMS is {mms.size} bytes; connection {s.name} takes at most {s.max_size}"
+            )
+        parts = [(p, p.data if p.data is not None else await self._bytes(p.sha256 or "")) for p in mms.parts]
+        body, content_type = build_submit_req(
+            transaction_id=mms.tracking_id,
+            version=s.version,
+            vasp_id=s.vasp_id,
+            vas_id=s.vas_id,
+            sender=mms.sender,
+            sender_is_short_code=is_short_code(mms.sender),
+            recipient=mms.to,
+            subject=mms.subject,
+            expiry=mms.expires_at,
+            smil=mms.smil,
+            parts=parts,
+        )
+        if self.limiter is not None:
+            await self.limiter()
+        headers = {"Content-Type": content_type, "SOAPAction": f'"{s.soap_action}"'}
+        try:
+            async with self._client().post(s.url, data=body, headers=headers) as answer:
+                status, answer_type = answer.status, answer.headers.get("Content-Type")
+                data = await answer.content.read(MAX_ANSWER_BYTES)
+        except aiohttp.ClientConnectorError as exc:  # never connected: certainly not sent
+            raise CarrierBusy("unreachable", f"cannot reach {s.url}: {exc}") from exc
+        except TimeoutError as exc:
+            raise CarrierError(
+                "timeout",
+                f"no answer from {s.url} within {s.timeout:g} s; the MMSC may have the message, so it is not "
+                "submitted again",
+                definite=False,
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise CarrierError(
+                "connection-lost",
+                f"{s.url}: {exc}; the MMSC may have the message, so it is not submitted again",
+                definite=False,
+            ) from exc
+        if status in (401, 403):
+            raise CarrierError(str(status), f"{s.url} refused the credentials of connection {s.name} (HTTP {status})")
+        try:
+            parsed = parse_submit_response(data, answer_type)
+        except Mm7ParseError as exc:
+            if status >= 500 or status == 429:
+                raise CarrierError(str(status), f"{s.url} answered HTTP {status}: {exc}", retryable=True) from exc
+            raise CarrierError(
+                "bad-answer", f"{s.url} answered HTTP {status} with no MM7 answer: {exc}", definite=False
+            ) from exc
+        result = parsed.status
+        if result is None:  # a fault without an MM7 status
+            assert isinstance(parsed, Mm7Fault)
+            raise CarrierError("fault", f"SOAP fault {parsed.fault_code}: {parsed.fault_string}", retryable=True)
+        detail = f"MM7 {result.code} {result.text}" + (f" ({result.details})" if result.details else "")
+        outcome = classify(result.code)
+        if outcome is Outcome.SUCCESS and not isinstance(parsed, Mm7Fault) and parsed.message_id:
+            return SubmitResult(parsed.message_id)
+        if outcome is Outcome.SUCCESS:
+            raise CarrierError("no-message-id", f"{detail} without a MessageID", definite=False)
+        if outcome is Outcome.THROTTLED:
+            raise CarrierBusy(str(result.code), detail)
+        if outcome is Outcome.RETRYABLE:
+            raise CarrierError(str(result.code), detail, retryable=True)
+        raise CarrierRejected(str(result.code), detail)
+
+    async def _bytes(self, sha256: str) -> bytes:
+        return await asyncio.to_thread(self.blobs.get, sha256)
+
+    async def reconcile(self, mms: Mms) -> SubmitResult | None:
+        raise CarrierError(
+            "unknown-outcome",
+            f"the gateway stopped while submitting to {self.settings.url}; MM7 cannot ask whether the MMSC has "
+            "the message, so it is not submitted again",
+            definite=False,
+        )
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def create_mm7_carrier(connection: Connection, store: Store, blobs: BlobStore) -> Mm7Carrier:
+    tps = int(connection.config.get("tps", 0))
+    limiter = SendLimiter(store, f"mm7:{connection.name}", tps).acquire if tps > 0 else None
+    return Mm7Carrier(Mm7Settings.of(connection), blobs, limiter=limiter)

@@ -1,0 +1,115 @@
+"""``mmsgate mm7``: the MM7 connections MMS go out on (carrier MMSCs).
+
+Connections live in the store, so every worker process (and a running ``serve``) picks up a change
+within ``connection_refresh_seconds``. A message goes to the connection with the longest route prefix
+matching its recipient; a connection without prefixes takes every number; with none, the message goes to
+the default carrier (the sandbox). The connection's VASP endpoint, where its MMSC sends delivery reports
+and inbound MMS, is ``POST /mm7/NAME`` with the inbound credentials.
+"""
+
+from __future__ import annotations
+
+import click
+
+from mmsgate.carriers.mm7.connection import MM7, mm7_config
+from mmsgate.carriers.mm7.messages import DEFAULT_VERSION, VERSIONS
+from mmsgate.cli import _emit, main, store_options, with_store
+from mmsgate.store.base import Store
+
+_HIDDEN = frozenset({"password", "inbound_password_hash"})
+
+
+@main.group()
+def mm7() -> None:
+    """MM7 connections to carrier MMSCs: add, list, remove."""
+
+
+@mm7.command("add")
+@click.argument("name")
+@click.option("--url", required=True, help="the MMSC's MM7 URL")
+@click.option("--vasp-id", required=True)
+@click.option("--vas-id", required=True)
+@click.option("--username", default=None, help="HTTP Basic user for the MMSC")
+@click.option("--password", default=None, help="HTTP Basic password for the MMSC")
+@click.option("--version", type=click.Choice(list(VERSIONS)), default=DEFAULT_VERSION, show_default=True)
+@click.option("--tps", type=click.IntRange(0), default=0, help="most submits per second over every process; 0: none")
+@click.option("--max-size", type=click.IntRange(0), default=0, help="largest MMS in bytes; 0: the carrier profile's")
+@click.option("--route-prefix", "prefixes", multiple=True, help="numbers starting with it go here (repeatable)")
+@click.option("--inbound-username", default=None, help="what the MMSC must send to POST /mm7/NAME")
+@click.option("--inbound-password", default=None, help="stored hashed")
+@click.option("--soap-action", default="", help='the SOAPAction header\'s value (default "")')
+@click.option(
+    "--timeout",
+    "answer_within",
+    type=click.FloatRange(0.1, 600),
+    default=30.0,
+    show_default=True,
+    help="seconds an MMSC has to answer a submit",
+)
+@store_options
+@with_store
+async def mm7_add(
+    store: Store,
+    name: str,
+    url: str,
+    vasp_id: str,
+    vas_id: str,
+    username: str | None,
+    password: str | None,
+    version: str,
+    tps: int,
+    max_size: int,
+    prefixes: tuple[str, ...],
+    inbound_username: str | None,
+    inbound_password: str | None,
+    soap_action: str,
+    answer_within: float,
+    as_json: bool,
+) -> None:
+    """Add an MM7 connection named NAME."""
+    config = mm7_config(
+        url=url,
+        vasp_id=vasp_id,
+        vas_id=vas_id,
+        username=username,
+        password=password,
+        version=version,
+        tps=tps,
+        max_size=max_size,
+        route_prefixes=tuple(p.lstrip("+") for p in prefixes),
+        inbound_username=inbound_username,
+        inbound_password=inbound_password,
+        soap_action=soap_action,
+        timeout=answer_within,
+    )
+    await store.add_connection(name, MM7, config)
+    routes = ", ".join(config["route_prefixes"]) or "every number"
+    _emit(as_json, {"connection": _shown(name, config)}, f"MM7 connection {name} added ({routes})")
+
+
+def _shown(name: str, config: dict[str, object]) -> dict[str, object]:
+    return {"name": name, **{k: v for k, v in config.items() if k not in _HIDDEN}}
+
+
+@mm7.command("list")
+@store_options
+@with_store
+async def mm7_list(store: Store, as_json: bool) -> None:
+    """List the MM7 connections (passwords are not shown)."""
+    items = await store.list_connections(MM7)
+    lines = [
+        f"{c.name}  {c.config['url']}  {c.config['version']}  VASP {c.config['vasp_id']}/{c.config['vas_id']}  "
+        f"tps {c.config['tps'] or 'unlimited'}  routes {', '.join(c.config['route_prefixes']) or 'every number'}"
+        for c in items
+    ]
+    _emit(as_json, {"connections": [_shown(c.name, c.config) for c in items]}, "\n".join(lines) or "no connections")
+
+
+@mm7.command("remove")
+@click.argument("name")
+@store_options
+@with_store
+async def mm7_remove(store: Store, name: str, as_json: bool) -> None:
+    """Remove the MM7 connection NAME (workers close it within a few seconds)."""
+    await store.remove_connection(name, MM7)
+    _emit(as_json, {"removed": name}, f"MM7 connection {name} removed")
