@@ -164,11 +164,12 @@ class Mm7Carrier(Carrier):
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
-            auth = None
+            headers = {}
             if self.settings.username is not None and self.settings.password is not None:
-                auth = aiohttp.BasicAuth(self.settings.username, self.settings.password)
+                pair = f"{self.settings.username}:{self.settings.password}".encode()
+                headers["Authorization"] = f"Basic {base64.b64encode(pair).decode()}"
             self._session = aiohttp.ClientSession(
-                auth=auth,
+                headers=headers,
                 timeout=aiohttp.ClientTimeout(total=self.settings.timeout, connect=min(10.0, self.settings.timeout)),
                 connector=aiohttp.TCPConnector(limit=64),
             )

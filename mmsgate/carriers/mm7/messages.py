@@ -857,15 +857,19 @@ def _split(body: bytes, content_type: str | None) -> tuple[bytes, tuple[Message,
     if header is not None and header.get_content_maintype() == "multipart":
         start = _bare_id(_param(header, "start"))
         boundary = _param(header, "boundary")
-    boundary = boundary or _boundary_from_body(body)
-    if boundary is None:
+    # the declared boundary, else (none declared, or it is not in the body) the one the body starts with
+    boundaries = [b for b in dict.fromkeys((boundary, _boundary_from_body(body))) if b]
+    if not boundaries:
         raise Mm7ParseError(f"the body is neither XML nor MIME multipart (Content-Type {content_type!r})")
-    envelope = b'Content-Type: multipart/related; boundary="' + boundary.encode("ascii", "replace") + b'"\r\n\r\n'
-    # compat32 hands back header values as sent (the email policies re-render them, quoting parameters)
-    message = BytesParser(policy=policy.compat32).parsebytes(envelope + body)
-    parts = tuple(_subparts(message))
-    if not parts:
-        raise Mm7ParseError(f"no MIME part found with boundary {boundary!r}")
+    parts: tuple[Message, ...] = ()
+    for boundary in boundaries:
+        envelope = b'Content-Type: multipart/related; boundary="' + boundary.encode("ascii", "replace") + b'"\r\n\r\n'
+        # compat32 hands back header values as sent (the email policies re-render them, quoting parameters)
+        parts = tuple(_subparts(BytesParser(policy=policy.compat32).parsebytes(envelope + body)))
+        if parts:
+            break
+    else:
+        raise Mm7ParseError(f"no MIME part found with boundary {' or '.join(map(repr, boundaries))}")
     soap = _soap_part(parts, start)
     return _payload(soap), tuple(p for p in parts if p is not soap)
 
