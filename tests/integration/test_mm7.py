@@ -25,6 +25,7 @@ from tests.integration.test_delivery import Gateway, gateway_settings
 from tests.mmsc import Mmsc
 from tests.receiver import Receiver
 from tests.serving import served
+from tests.waiting import eventually
 
 USER, PASSWORD = "vasp-acme", "s3cret-out"
 INBOUND_USER, INBOUND_PASSWORD = "mmsc-in", "s3cret-in"
@@ -218,3 +219,56 @@ CANCEL = b"""<?xml version="1.0"?>
 </env:Header><env:Body>
 <CancelReq xmlns="http://www.3gpp.org/ftp/Specs/archive/23_series/23.140/schema/REL-6-MM7-1-4">
 <MM7Version>6.8.0</MM7Version><MessageID>m-1</MessageID></CancelReq></env:Body></env:Envelope>"""
+
+
+@pytest.mark.parametrize(
+    ("status", "codes"),
+    [("Rejected", ["N101", "E102"]), ("Expired", ["N101", "N103"]), ("Unrecognised", ["N101", "N202"])],
+)
+async def test_reports_end_the_message_or_fall_back_to_sms(
+    store: Store, backend: str, tmp_path: Path, request: pytest.FixtureRequest, status: str, codes: list[str]
+) -> None:
+    async with mm7_gateway(store, backend, tmp_path, request, {"REPORT_STATUS": status}) as mm7:
+        caller, _ = await mm7.gateway.account()
+        tracking_id = await mm7.gateway.send(caller, slide=[{"message-text": "reported"}], fallback_sms_text="See:")
+        received = await mm7.gateway.postbacks(tracking_id, codes)
+        assert f"MMStatus {status}" in received[-1].json["status-details"] or status == "Unrecognised"
+        if status == "Unrecognised":  # listed in MMSGATE_SMS_FALLBACK_CODES: the sandbox handset gets an SMS
+            assert received[-1].json["sent-as"] == "SMS"
+            (sms,) = await store.sandbox_sms_inbox(caller.to)
+            assert sms.tracking_id == tracking_id and sms.text.startswith("See: http")
+            events = [e.status for e in await store.list_events(tracking_id)]
+            assert "Falling back to SMS" in events
+
+
+async def test_read_replies_and_pending_reports_are_recorded_on_the_message(
+    store: Store, backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    async with mm7_gateway(store, backend, tmp_path, request, {"REPORT_STATUS": "Deferred"}) as mm7:
+        caller, _ = await mm7.gateway.account()
+        tracking_id = await mm7.gateway.send(caller, slide=[{"message-text": "read me"}])
+        await mm7.gateway.postbacks(tracking_id, ["N101"])
+        (submit,) = mm7.mmsc.of("submit")
+        await mm7.mmsc.gather("report_sent", 1)
+        await mm7.mmsc.send({"cmd": "readreply", "messageId": submit["messageId"], "status": "Read"})
+        await mm7.mmsc.gather("readreply_sent", 1, statusCode=1000)
+
+        async def noted() -> list[str] | None:
+            events = [f"{e.status}: {e.details}" for e in await store.list_events(tracking_id)]
+            wanted = ("Read reply: MMStatus Read", "Delivery report: MMStatus Deferred")
+            return events if all(any(e.startswith(w) for e in events) for w in wanted) else None
+
+        events = await eventually(noted, within=15, what="the read reply and the report to be recorded")
+        assert any(e.startswith("Delivery report") and e.endswith("; still waiting") for e in events)
+        assert (await store.find_message(tracking_id)).state is MessageState.SUBMITTED
+
+
+async def test_an_unanswered_submit_is_recorded_as_unknown_and_not_sent_again(
+    store: Store, backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    async with mm7_gateway(store, backend, tmp_path, request, {"DELAY_MS": "4000"}, timeout=1.0) as mm7:
+        caller, _ = await mm7.gateway.account()
+        tracking_id = await mm7.gateway.send(caller, slide=[{"message-text": "slow MMSC"}])
+        (failed,) = await mm7.gateway.postbacks(tracking_id, ["E101"], within=30)
+        assert "may have the message" in failed.json["status-details"]
+        assert len(mm7.mmsc.of("submit")) == 1
