@@ -14,9 +14,8 @@ import click
 from mmsgate.carriers.mm7.connection import MM7, mm7_config
 from mmsgate.carriers.mm7.messages import DEFAULT_VERSION, VERSIONS
 from mmsgate.cli import _emit, main, store_options, with_store
+from mmsgate.cli_connections import add_list_and_remove, routes, shown
 from mmsgate.store.base import Store
-
-_HIDDEN = frozenset({"password", "inbound_password_hash"})
 
 
 @main.group()
@@ -83,33 +82,9 @@ async def mm7_add(
         timeout=answer_within,
     )
     await store.add_connection(name, MM7, config)
-    routes = ", ".join(config["route_prefixes"]) or "every number"
-    _emit(as_json, {"connection": _shown(name, config)}, f"MM7 connection {name} added ({routes})")
+    _emit(as_json, {"connection": shown(name, config)}, f"MM7 connection {name} added ({routes(config)})")
 
 
-def _shown(name: str, config: dict[str, object]) -> dict[str, object]:
-    return {"name": name, **{k: v for k, v in config.items() if k not in _HIDDEN}}
-
-
-@mm7.command("list")
-@store_options
-@with_store
-async def mm7_list(store: Store, as_json: bool) -> None:
-    """List the MM7 connections (passwords are not shown)."""
-    items = await store.list_connections(MM7)
-    lines = [
-        f"{c.name}  {c.config['url']}  {c.config['version']}  VASP {c.config['vasp_id']}/{c.config['vas_id']}  "
-        f"tps {c.config['tps'] or 'unlimited'}  routes {', '.join(c.config['route_prefixes']) or 'every number'}"
-        for c in items
-    ]
-    _emit(as_json, {"connections": [_shown(c.name, c.config) for c in items]}, "\n".join(lines) or "no connections")
-
-
-@mm7.command("remove")
-@click.argument("name")
-@store_options
-@with_store
-async def mm7_remove(store: Store, name: str, as_json: bool) -> None:
-    """Remove the MM7 connection NAME (workers close it within a few seconds)."""
-    await store.remove_connection(name, MM7)
-    _emit(as_json, {"removed": name}, f"MM7 connection {name} removed")
+add_list_and_remove(
+    mm7, MM7, "MM7", lambda name, c: f"{name}  {c['url']}  {c['version']}  VASP {c['vasp_id']}/{c['vas_id']}"
+)

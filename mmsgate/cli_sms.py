@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from mmsgate.cli import _emit, main, store_options, with_store
+from mmsgate.cli_connections import add_list_and_remove, routes, shown
 from mmsgate.sms.connections import BINDS, SMPP, smpp_config
 from mmsgate.store.base import Store
 
@@ -59,33 +60,12 @@ async def smpp_add(
         route_prefixes=tuple(p.lstrip("+") for p in prefixes),
     )
     connection = await store.add_connection(name, SMPP, config)
-    routes = ", ".join(config["route_prefixes"]) or "every number"
-    _emit(as_json, {"connection": _shown(connection.name, config)}, f"SMPP connection {name} added ({routes})")
+    _emit(as_json, {"connection": shown(connection.name, config)}, f"SMPP connection {name} added ({routes(config)})")
 
 
-def _shown(name: str, config: dict[str, object]) -> dict[str, object]:
-    return {"name": name, **{k: v for k, v in config.items() if k != "password"}}
-
-
-@smpp.command("list")
-@store_options
-@with_store
-async def smpp_list(store: Store, as_json: bool) -> None:
-    """List the SMPP connections (passwords are not shown)."""
-    items = await store.list_connections(SMPP)
-    lines = [
-        f"{c.name}  {c.config['host']}:{c.config['port']}  {c.config['system_id']}  {c.config['bind']}  "
-        f"tps {c.config['tps'] or 'unlimited'}  routes {', '.join(c.config['route_prefixes']) or 'every number'}"
-        for c in items
-    ]
-    _emit(as_json, {"connections": [_shown(c.name, c.config) for c in items]}, "\n".join(lines) or "no connections")
-
-
-@smpp.command("remove")
-@click.argument("name")
-@store_options
-@with_store
-async def smpp_remove(store: Store, name: str, as_json: bool) -> None:
-    """Remove the SMPP connection NAME (workers close it within a few seconds)."""
-    await store.remove_connection(name, SMPP)
-    _emit(as_json, {"removed": name}, f"SMPP connection {name} removed")
+add_list_and_remove(
+    smpp,
+    SMPP,
+    "SMPP",
+    lambda name, c: f"{name}  {c['host']}:{c['port']}  {c['system_id']}  {c['bind']}",
+)
