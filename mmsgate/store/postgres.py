@@ -22,7 +22,7 @@ from mmsgate.store.lookups import Lookups
 from mmsgate.store.migrate import apply_migrations
 from mmsgate.store.rows import MESSAGE_READ_COLUMNS, message_row
 from mmsgate.store.sql import Params, Row, Statement, Unit, changes_of
-from mmsgate.store.sql_delivery import DeliverySql
+from mmsgate.store.sql_console import ConsoleSql
 
 JOBS_CHANNEL = "mmsgate_jobs"
 log = logging.getLogger("mmsgate.store")
@@ -66,7 +66,7 @@ def _translate(exc: psycopg.Error) -> StoreError:
     return StoreUnavailable(f"PostgreSQL: {exc}")
 
 
-class PostgresStore(DeliverySql):
+class PostgresStore(ConsoleSql):
     """The store for deployments that scale across processes and machines."""
 
     skip_locked = " FOR UPDATE SKIP LOCKED"

@@ -26,7 +26,7 @@ from typing import TypeVar
 from mmsgate.errors import Conflict, NotFound, StoreError, StoreUnavailable
 from mmsgate.store.migrate import apply_migrations
 from mmsgate.store.sql import Params, Row, Statement, Unit, changes_of
-from mmsgate.store.sql_delivery import DeliverySql
+from mmsgate.store.sql_console import ConsoleSql
 
 T = TypeVar("T")
 
@@ -104,7 +104,7 @@ def _whole_transaction(conn: sqlite3.Connection, body: Callable[[sqlite3.Connect
         conn.execute("PRAGMA busy_timeout=0")
 
 
-class SqliteStore(DeliverySql):
+class SqliteStore(ConsoleSql):
     """The embedded default store."""
 
     now_sql = "((julianday('now') - 2440587.5) * 86400.0)"
