@@ -578,16 +578,7 @@ def build_delivery_report_req(
     """(HTTP body, Content-Type) of a DeliveryReportReq (bare XML, as an MMSC sends it)."""
     doc = _Doc(version, prefix, transaction_id)
     req = doc.message("DeliveryReportReq")
-    if relay_server_id is not None:
-        doc.add(req, "MMSRelayServerID", relay_server_id)
-    doc.add(req, "MessageID", message_id)
-    doc.address(req, "Recipient", recipient)
-    doc.address(req, "Sender", sender)
-    doc.add(req, "Date", _iso(date))
-    doc.add(req, "MMStatus", mm_status)
-    if status_text is not None:
-        doc.add(req, "StatusText", _xml_safe(status_text))
-    return doc.xml(), XML_CONTENT_TYPE
+    return _report_req(doc, req, relay_server_id, message_id, recipient, sender, "Date", date, mm_status, status_text)
 
 
 def build_read_reply_req(
@@ -606,12 +597,31 @@ def build_read_reply_req(
     """(HTTP body, Content-Type) of a ReadReplyReq (bare XML, as an MMSC sends it)."""
     doc = _Doc(version, prefix, transaction_id)
     req = doc.message("ReadReplyReq")
+    return _report_req(
+        doc, req, relay_server_id, message_id, recipient, sender, "TimeStamp", timestamp, mm_status, status_text
+    )
+
+
+def _report_req(
+    doc: _Doc,
+    req: Any,
+    relay_server_id: str | None,
+    message_id: str,
+    recipient: str | Address,
+    sender: str | Address,
+    time_name: Literal["Date", "TimeStamp"],
+    time: datetime,
+    mm_status: str,
+    status_text: str | None,
+) -> tuple[bytes, str]:
+    """(HTTP body, Content-Type) of a DeliveryReportReq or ReadReplyReq (``req`` in ``doc``): the same elements
+    (taken in this order) but for the name of the time element."""
     if relay_server_id is not None:
         doc.add(req, "MMSRelayServerID", relay_server_id)
     doc.add(req, "MessageID", message_id)
     doc.address(req, "Recipient", recipient)
     doc.address(req, "Sender", sender)
-    doc.add(req, "TimeStamp", _iso(timestamp))
+    doc.add(req, time_name, _iso(time))
     doc.add(req, "MMStatus", mm_status)
     if status_text is not None:
         doc.add(req, "StatusText", _xml_safe(status_text))
