@@ -92,6 +92,8 @@ class Delivery:
             parts = await self._prepare(message, carrier)
             if parts is None:  # another worker moved it meanwhile: go on from what is stored
                 message = await self.store.find_message(job.ref)
+                if message.state in (S.MEDIA_READY, S.SUBMITTING):
+                    carrier = self._carrier(message)
             else:
                 message, fresh = msgspec.structs.replace(message, state=S.SUBMITTING), True
         if message.state in (S.MEDIA_READY, S.SUBMITTING):
