@@ -22,9 +22,10 @@ from mmsgate.api.endpoint import Endpoint, json_response
 from mmsgate.api.status import StatusView
 from mmsgate.carriers.mm7.vasp import VaspEndpoint
 from mmsgate.config import Settings
-from mmsgate.runtime import build_inbound
+from mmsgate.runtime import build_inbound, public_url_resolver
 from mmsgate.store import create_store
 from mmsgate.store.base import Store
+from mmsgate.web.console import Console
 from mmsgate.web.content import InboundContent
 from mmsgate.web.hosted import HostedContent
 from mmsgate.web.sandbox import SandboxApi
@@ -69,6 +70,7 @@ def create_app(settings: Settings, store: Store | None = None, *, migrate: bool 
     hosted = HostedContent(the_store, inbound.blobs)
     vasp = VaspEndpoint(the_store, inbound.blobs, max_bytes=2 * settings.inbound_max_bytes + 65536)
     sandbox = SandboxApi(the_store, auth, inbound, inbound.blobs)
+    console = Console(the_store, endpoint, inbound, inbound.blobs, public_url_resolver(settings, the_store))
     sandbox_routes = [
         Route("/v1/sandbox/handsets/{number}", sandbox.handset, methods=["GET", "PUT"]),
         Route("/v1/sandbox/handsets/{number}/inbox", sandbox.inbox, methods=["GET"]),
@@ -116,6 +118,7 @@ def create_app(settings: Settings, store: Store | None = None, *, migrate: bool 
             Route("/m/{code}/{position:int}", hosted.file, methods=["GET"]),
             Route("/mm7/{name}", vasp.handle, methods=["POST"]),
             *(sandbox_routes if settings.sandbox_api and settings.carrier == "sandbox" else []),
+            console.routes(),
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
         ],

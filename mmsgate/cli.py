@@ -163,6 +163,7 @@ async def _serve(settings: Settings, *, demo: bool, workers: bool) -> None:
     try:
         if demo:
             await _announce_demo(store, settings, ensure_demo)
+        await _announce_console(store)
         app = create_app(settings, store)
         async with contextlib.AsyncExitStack() as stack:
             if workers:
@@ -239,6 +240,17 @@ async def _announce_demo(
         )
     else:
         click.echo(f"Demo account {demo.account_id}: credentials in {path}")
+
+
+async def _announce_console(store: Store) -> None:
+    from mmsgate.web.console.auth import ensure_password
+
+    password = await ensure_password(store)
+    if password is not None:
+        click.echo(
+            f"Console password (shown once; `mmsgate console password` sets a new one): {password}\n"
+            "  log in at /console on the address below"
+        )
 
 
 def _run_loop(coro: Coroutine[Any, Any, None]) -> None:
@@ -363,6 +375,23 @@ def demo_env(data_dir: Path | None) -> None:
         f"export MMSGATE_KEY={creds.api_key} MMSGATE_SERVICE_ID={creds.service_id} "
         f"MMSGATE_FROM={creds.sender} MMSGATE_TO={creds.to}"
     )
+
+
+@main.group()
+def console() -> None:
+    """The web console at /console (messages, virtual phones, test sends, templates)."""
+
+
+@console.command("password")
+@store_options
+@with_store
+async def console_password(store: Store, as_json: bool) -> None:
+    """Set a new console password and print it (shown once; every console session ends)."""
+    from mmsgate.web.console.auth import new_password, set_password
+
+    password = new_password()
+    await set_password(store, password)
+    _emit(as_json, {"password": password}, f"console password (shown once): {password}")
 
 
 # ---------------------------------------------------------------------------------------------

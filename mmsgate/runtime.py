@@ -34,6 +34,7 @@ from mmsgate.media.cache import MediaCache
 from mmsgate.media.fetch import Fetcher, FetchLimits
 from mmsgate.media.guard import AddressGuard, parse_networks
 from mmsgate.media.stage import MediaStage
+from mmsgate.media.uploads import GatewayUploads
 from mmsgate.postbacks.events import PostbackBuilder
 from mmsgate.postbacks.outbox import PostbackSender
 from mmsgate.routing import Router
@@ -190,6 +191,7 @@ async def running_worker(settings: Settings, store: Store) -> AsyncIterator[Runn
         fetch_limits(settings),
         cache,
         fresh_seconds=settings.media_cache_fresh_seconds,
+        local=GatewayUploads(store, BlobStore(settings.data_dir / "blobs"), public_url_resolver(settings, store)).read,
     )
     blobs = BlobStore(settings.data_dir / "blobs")
     stage = MediaStage(

@@ -17,7 +17,7 @@ from typing import Generic, TypeVar
 
 from mmsgate.core.codes import ErrorCode
 from mmsgate.core.model import AccountConfig
-from mmsgate.errors import ApiError
+from mmsgate.errors import ApiError, NotFound
 from mmsgate.store.base import Store
 
 K = TypeVar("K")
@@ -91,7 +91,18 @@ class Authenticator:
         if error is not None:
             raise error
         assert account_id is not None
-        config = await self.config(account_id)
+        return self._admit(await self.config(account_id))
+
+    async def account_as(self, account_id: str) -> AccountConfig:
+        """The account's configuration for a call made as it without a key (in-process callers only: the
+        console), with the same checks as a keyed call: disabled accounts and rate limits."""
+        try:
+            config = await self.config(account_id)
+        except NotFound:
+            raise ApiError(ErrorCode.INVALID_API_KEY, f"there is no account {account_id}") from None
+        return self._admit(config)
+
+    def _admit(self, config: AccountConfig) -> AccountConfig:
         if config.account.disabled:
             raise ApiError(ErrorCode.ACCESS_BLOCKED, "API access is blocked: the account is disabled")
         if config.account.rate_limit > 0:

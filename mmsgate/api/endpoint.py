@@ -126,8 +126,19 @@ class Endpoint:
             return 400, b""
         except BodyTooLarge:
             return _failure(ErrorCode.INVALID_REQUEST, f"the body is larger than {self.max_body} bytes", 413)
+        return await self._answer(body, self.auth.account_for(api_key))
+
+    async def answer_as(self, account_id: str, body: bytes) -> tuple[int, bytes]:
+        """HTTP status and JSON body for one call made as ``account_id``, without a key: for callers in
+        this process only (the console's test sends), never reachable over HTTP. Everything else is as
+        for a call with one of the account's keys (a disabled account is refused, its rate limit holds)."""
+        if self.shutting_down:
+            return _failure(ErrorCode.INTERNAL, "the gateway is shutting down; retry on another instance", 503)
+        return await self._answer(body, self.auth.account_as(account_id))
+
+    async def _answer(self, body: bytes, caller: Awaitable[AccountConfig]) -> tuple[int, bytes]:
         try:
-            config = await self.auth.account_for(api_key)
+            config = await caller
             parsed = contract.parse_body(body)
             answer = await self._actions[parsed.action](parsed, config)
             if self.after_accept is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
@@ -86,8 +87,11 @@ class Fetcher:
         cache: MediaCache | None = None,
         *,
         fresh_seconds: float = 300.0,
+        local: Callable[[str, MediaKind], Awaitable[Fetched | None]] | None = None,
     ) -> None:
         self.guard = guard
+        self.local = local
+        """Reads a URL of the gateway's own (a console upload) without HTTP; None: not one of those."""
         self.limits = limits or FetchLimits()
         self.cache = cache
         self.fresh_seconds = fresh_seconds
@@ -111,6 +115,15 @@ class Fetcher:
     async def fetch(self, url: str, kind: MediaKind, *, use_cache: bool = True) -> Fetched:
         """The URL's content, or :class:`MediaError` with the kind's code for why it cannot be had."""
         rules = RULES[kind]
+        if self.local is not None:
+            found = await self.local(url, kind)
+            if found is not None:
+                if len(found.body) > self.limits.cap(kind):
+                    raise MediaError(
+                        rules.too_big,
+                        f"{url}: {len(found.body)} bytes; the limit for {kind.value} is {self.limits.cap(kind)}",
+                    )
+                return found
         cached = None
         if use_cache and self.cache is not None:
             cached = await asyncio.to_thread(self.cache.get, url)

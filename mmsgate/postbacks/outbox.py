@@ -2,9 +2,11 @@
 
 A postback is claimed under a lease, POSTed with its stored body and a fresh signature, and ended
 delivered on any 2xx within the timeout; otherwise it is queued again ``retry_interval`` seconds
-later, and after ``retries`` retries it ends failed. One account's slow or broken receiver holds at
-most ``per_account`` deliveries at a time, so it never delays other accounts' postbacks. A message's
-postbacks are sent in order (the store never hands out one while an earlier one is pending).
+later, and after ``retries`` retries it ends failed. Every attempt is recorded (when it started, how
+long it took, the HTTP status or the error) in the transaction that stores its outcome. One account's
+slow or broken receiver holds at most ``per_account`` deliveries at a time, so it never delays other
+accounts' postbacks. A message's postbacks are sent in order (the store never hands out one while an
+earlier one is pending).
 
 Postbacks go out through aiohttp's client: at thousands of small POSTs a second it costs about a tenth
 of the CPU of httpx (measured: 0.34 ms against 3 ms a request, with 16 in flight), which the media
@@ -26,12 +28,12 @@ import aiohttp
 import aiohttp.abc
 
 from mmsgate import __version__
-from mmsgate.core.model import PostbackDelivery, utcnow
+from mmsgate.core.model import PostbackDelivery, from_epoch, utcnow
 from mmsgate.errors import NotFound, StoreError
 from mmsgate.jobs.worker import idle
 from mmsgate.media.guard import AddressGuard, BlockedAddress, UnresolvedHost
 from mmsgate.postbacks import SIGNATURE_HEADER, sign
-from mmsgate.store.base import Store
+from mmsgate.store.base import PostbackAttempt, Store
 
 log = logging.getLogger("mmsgate.postbacks")
 CLAIM_GATHER = 0.005
@@ -97,6 +99,8 @@ class PostbackSender:
         """POSTs under way; a slot is free again as soon as its exchange ends, before its outcome is stored."""
         self._per_account: Counter[str] = Counter()
         self._secrets: dict[str, tuple[float, str | None]] = {}
+        self._started: dict[int, float] = {}
+        """When the POST of each postback in flight started (by postback id), for its attempt's record."""
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
 
@@ -153,11 +157,12 @@ class PostbackSender:
         self._secrets[account_id] = (now, secret)
         return secret
 
-    async def _post(self, postback: PostbackDelivery) -> str | None:
-        """POST once; None when delivered, else what went wrong."""
+    async def _post(self, postback: PostbackDelivery) -> tuple[int | None, str | None]:
+        """POST once: the HTTP status (None without an answer), and None when delivered, else what went
+        wrong."""
         parts = urlsplit(postback.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            return f"not an http(s) URL: {postback.url!r}"
+            return None, f"not an http(s) URL: {postback.url!r}"
         body = postback.body.encode()
         headers = {"Content-Type": "application/json", "User-Agent": f"mmsgate/{__version__}"}
         secret = await self._secret(postback.account_id)
@@ -170,17 +175,17 @@ class PostbackSender:
             ):
                 await response.read()
         except TimeoutError:
-            return f"no answer within {self.timeout:g} s"
+            return None, f"no answer within {self.timeout:g} s"
         except (BlockedAddress, UnresolvedHost) as exc:  # from GuardedResolver: an address not to post to
-            return str(exc)
+            return None, str(exc)
         except aiohttp.ClientConnectorError as exc:
             refused = exc.__cause__ if isinstance(exc.__cause__, BlockedAddress | UnresolvedHost) else None
-            return str(refused) if refused is not None else f"{type(exc).__name__}: {exc}"
+            return None, str(refused) if refused is not None else f"{type(exc).__name__}: {exc}"
         except aiohttp.ClientError as exc:
-            return f"{type(exc).__name__}: {exc}"
+            return None, f"{type(exc).__name__}: {exc}"
         if 200 <= response.status < 300:
-            return None
-        return f"HTTP {response.status}"
+            return response.status, None
+        return response.status, f"HTTP {response.status}"
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:  # made on first use, inside the running loop
@@ -196,23 +201,38 @@ class PostbackSender:
             )
         return self._session
 
+    def _attempt(self, postback: PostbackDelivery, status: int | None, error: str | None) -> PostbackAttempt:
+        started = self._started.pop(postback.id, time.time())
+        return PostbackAttempt(
+            postback.id,
+            postback.subject_id,
+            postback.attempts,
+            from_epoch(started),
+            time.time() - started,
+            status,
+            error,
+        )
+
     async def _deliver(self, postback: PostbackDelivery) -> None:
+        self._started[postback.id] = time.time()
+        status: int | None = None
         try:
-            error = await self._post(postback)
+            status, error = await self._post(postback)
         except Exception as exc:  # a URL no HTTP client can use, say: a failed attempt, never a lost postback
             log.exception("postback %s to %s could not be sent", postback.event_id, postback.url)
             error = f"{type(exc).__name__}: {exc}"
         finally:
             self._release(postback)
+        attempt = self._attempt(postback, status, error)
         try:
             if error is None:
-                await self.store.postback_done(postback.id, self.owner, delivered=True, error=None)
+                await self.store.postback_attempted(attempt, self.owner, retry_at=None)
             elif postback.attempts > self.retries:
                 log.warning("postback %s to %s failed for good: %s", postback.event_id, postback.url, error)
-                await self.store.postback_done(postback.id, self.owner, delivered=False, error=error)
+                await self.store.postback_attempted(attempt, self.owner, retry_at=None)
             else:
                 run_at = utcnow() + timedelta(seconds=self.retry_interval)
-                await self.store.postback_retry(postback.id, self.owner, run_at=run_at, error=error)
+                await self.store.postback_attempted(attempt, self.owner, retry_at=run_at)
         except StoreError as exc:
             log.warning("postback %s: outcome not recorded (%s); it will be sent again", postback.event_id, exc)
 
@@ -228,8 +248,7 @@ class PostbackSender:
                 await asyncio.gather(*unfinished, return_exceptions=True)
             for task in unfinished:  # released now rather than when their lease runs out
                 with contextlib.suppress(StoreError):
-                    await self.store.postback_retry(
-                        running[task].id, self.owner, run_at=utcnow(), error="released at shutdown"
-                    )
+                    attempt = self._attempt(running[task], None, "released at shutdown")
+                    await self.store.postback_attempted(attempt, self.owner, retry_at=utcnow())
         if self._session is not None:
             await self._session.close()

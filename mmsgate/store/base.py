@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from mmsgate.core.codes import JobKind, TemplateState
@@ -14,6 +15,7 @@ from mmsgate.core.model import (
     Account,
     AccountConfig,
     ApiKey,
+    Behaviour,
     BlockedNumber,
     Campaign,
     Connection,
@@ -378,3 +380,127 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def sandbox_sms_sent(self, tracking_id: str) -> list[str]:
         """The ids of the sandbox SMS sent for a message (to reconcile after a crash)."""
+
+    # console --------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def postback_attempted(self, attempt: PostbackAttempt, owner: str, *, retry_at: datetime | None) -> bool:
+        """End one delivery attempt of a claimed postback and record it (time, HTTP status or error),
+        together: delivered when the attempt succeeded, else queued again at ``retry_at``, or failed for
+        good when there is none. False (nothing recorded) if ``owner`` no longer holds the lease."""
+
+    @abc.abstractmethod
+    async def console_messages(self, query: MessageQuery, limit: int) -> list[Message]:
+        """A page of messages, newest first (by created_at, then tracking id), after ``query.before``."""
+
+    @abc.abstractmethod
+    async def console_postbacks(self, subject_id: str) -> list[PostbackRecord]:
+        """A message's or template's postbacks, oldest first, each with its delivery attempts."""
+
+    @abc.abstractmethod
+    async def console_templates(self, account_id: str | None = None, limit: int = 200) -> list[Template]:
+        """Templates, newest first (of one account, when given)."""
+
+    @abc.abstractmethod
+    async def console_handsets(self, limit: int = 200) -> list[KnownHandset]:
+        """Sandbox handsets with settings, received MMS or SMS, or sent MMS; the most recently active first."""
+
+    @abc.abstractmethod
+    async def console_sent_by(self, number: str, limit: int = 50) -> list[Inbound]:
+        """The MMS a handset sent (inbound to an account's number), newest first, with their parts."""
+
+    @abc.abstractmethod
+    async def console_password_hash(self) -> str | None:
+        """The console password, as stored (scrypt); None before one was set."""
+
+    @abc.abstractmethod
+    async def set_console_password(self, password_hash: str, *, only_if_unset: bool = False) -> bool:
+        """Store the console password and end every console session, together; with ``only_if_unset``
+        nothing changes if a password exists already (False)."""
+
+    @abc.abstractmethod
+    async def create_console_session(self, token_hash: str, expires_at: datetime) -> None: ...
+
+    @abc.abstractmethod
+    async def console_session(self, token_hash: str, now: datetime) -> datetime | None:
+        """When the session ends; None if there is no such session or it has ended."""
+
+    @abc.abstractmethod
+    async def end_console_session(self, token_hash: str) -> None: ...
+
+    @abc.abstractmethod
+    async def add_console_upload(self, upload: ConsoleUpload) -> None: ...
+
+    @abc.abstractmethod
+    async def console_upload(self, token_hash: str) -> ConsoleUpload | None:
+        """An uploaded file by the hash of its URL's token (expired ones too: the caller checks)."""
+
+
+# console records ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PostbackAttempt:
+    """One POST of a postback: when it started, how long it took, the HTTP status (None when no answer
+    came) and what went wrong (None when delivered)."""
+
+    postback_id: int
+    subject_id: str
+    attempt: int
+    at: datetime
+    elapsed: float
+    http_status: int | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PostbackRecord:
+    """A postback of the outbox as the console shows it."""
+
+    event_id: str
+    code: str
+    url: str
+    state: str
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    tries: tuple[PostbackAttempt, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MessageQuery:
+    """Which messages a console page lists: every filter is optional; ``before`` is the (created_at,
+    tracking id) of the last message of the previous page."""
+
+    state: str | None = None
+    number: str | None = None
+    """The recipient's or the sender's number."""
+    account_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    """Exclusive."""
+    before: tuple[float, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KnownHandset:
+    """A sandbox handset the console lists: its settings, what it holds, and when it was last active."""
+
+    number: str
+    behaviour: Behaviour
+    delay: float
+    received: int
+    sent: int
+    last_active: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleUpload:
+    """A file uploaded in the console for a test send; its bytes are in the blob store."""
+
+    token_hash: str
+    sha256: str
+    content_type: str
+    name: str
+    size: int
+    created_at: datetime
+    expires_at: datetime
