@@ -279,30 +279,11 @@ class ConsoleSql(DeliverySql):
         r = rows[0]
         return ConsoleUpload(r[0], r[1], r[2], r[3], int(r[4]), from_epoch(r[5]), from_epoch(r[6]))
 
-    async def prune(self, finished_before: datetime, now: datetime, *, batch: int = 1000) -> dict[str, int]:
-        """Also the attempts of postbacks that ended long ago, and ended console sessions and uploads;
-        those counts are reported only when something was deleted."""
-        counts = await super().prune(finished_before, now, batch=batch)
-        targets = {
-            "postback_attempts": ("postback_attempts", "id", "at < ?", finished_before.timestamp()),
-            "console_sessions": ("console_sessions", "token_hash", "expires_at < ?", now.timestamp()),
-            "console_uploads": ("console_uploads", "token_hash", "expires_at < ?", now.timestamp()),
+    def _prune_targets(self, cutoff: float, moment: float) -> dict[str, tuple[str, str, str, float]]:
+        """Also the attempts of postbacks that ended long ago, and ended console sessions and uploads."""
+        return {
+            **super()._prune_targets(cutoff, moment),
+            "postback_attempts": ("postback_attempts", "id", "at < ?", cutoff),
+            "console_sessions": ("console_sessions", "token_hash", "expires_at < ?", moment),
+            "console_uploads": ("console_uploads", "token_hash", "expires_at < ?", moment),
         }
-        for name, (table, key, condition, value) in targets.items():
-            deleted = 0
-            while True:
-                rows = await self._write(
-                    [
-                        (
-                            f"DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} WHERE {condition} "
-                            f"LIMIT ?) RETURNING {key}",
-                            (value, batch),
-                        )
-                    ]
-                )
-                deleted += len(rows[0])
-                if len(rows[0]) < batch:
-                    break
-            if deleted:
-                counts[name] = deleted
-        return counts

@@ -135,9 +135,9 @@ class DeliverySql(SqlStore):
             ]
         )
 
-    async def prune(self, finished_before: datetime, now: datetime, *, batch: int = 1000) -> dict[str, int]:
-        cutoff, moment = finished_before.timestamp(), now.timestamp()
-        targets = {
+    def _prune_targets(self, cutoff: float, moment: float) -> dict[str, tuple[str, str, str, float]]:
+        """What ``prune`` deletes: name → (table, key, condition on one value, that value)."""
+        return {
             "jobs": ("jobs", "id", "state = 'done' AND updated_at < ?", cutoff),
             "postbacks": ("postbacks", "id", "state IN ('delivered', 'failed') AND updated_at < ?", cutoff),
             "sandbox_submissions": ("sandbox_submissions", "submission_id", "received_at < ?", cutoff),
@@ -155,8 +155,12 @@ class DeliverySql(SqlStore):
             "sandbox_sms": ("sandbox_sms", "id", "received_at < ?", cutoff),
             "mm7_inbox": ("mm7_inbox", "id", "received_at < ?", cutoff),
         }
+
+    async def prune(self, finished_before: datetime, now: datetime, *, batch: int = 1000) -> dict[str, int]:
         counts: dict[str, int] = {}
-        for name, (table, key, condition, value) in targets.items():
+        for name, (table, key, condition, value) in self._prune_targets(
+            finished_before.timestamp(), now.timestamp()
+        ).items():
             counts[name] = 0
             while True:  # in batches: no long transaction holds the writer
                 rows = await self._write(

@@ -484,6 +484,9 @@ async def test_prune_deletes_only_what_is_over(store: Store, caller: Caller) -> 
         "sms_receipts": 0,
         "sandbox_sms": 0,
         "mm7_inbox": 0,
+        "postback_attempts": 0,
+        "console_sessions": 0,
+        "console_uploads": 0,
     }
     with pytest.raises(NotFound):
         await store.find_inbound(expired.token)
@@ -506,6 +509,9 @@ async def test_prune_deletes_only_what_is_over(store: Store, caller: Caller) -> 
         "sms_receipts": 1,
         "sandbox_sms": 1,
         "mm7_inbox": 1,
+        "postback_attempts": 0,
+        "console_sessions": 0,
+        "console_uploads": 0,
     }
     assert await store.list_postbacks(done) == []
     assert [p[2] for p in await store.list_postbacks(waiting)] == ["queued"]

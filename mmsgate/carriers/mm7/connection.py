@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
-import hmac
 import logging
-import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +32,7 @@ from mmsgate.carriers.mm7.messages import (
 )
 from mmsgate.core.compose import Mms
 from mmsgate.core.model import Connection
+from mmsgate.core.passwords import hash_password
 from mmsgate.delivery.throttle import SendLimiter
 from mmsgate.errors import CarrierBusy, CarrierError, CarrierRejected, ConfigError
 from mmsgate.media.blobs import BlobStore
@@ -45,24 +43,6 @@ log = logging.getLogger("mmsgate.mm7")
 
 MAX_ANSWER_BYTES = 1024 * 1024
 """The largest answer read from an MMSC (a SubmitRsp is a few hundred bytes)."""
-
-
-def hash_password(password: str) -> str:
-    """How an inbound password is stored: scrypt with a random salt."""
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1)
-    return f"scrypt${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
-
-
-def check_password(password: str, stored: str) -> bool:
-    try:
-        scheme, salt, digest = stored.split("$")
-    except ValueError:
-        return False
-    if scheme != "scrypt":
-        return False
-    mine = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), n=2**14, r=8, p=1)
-    return hmac.compare_digest(mine, base64.b64decode(digest))
 
 
 def mm7_config(

@@ -27,7 +27,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from mmsgate.carriers.base import CarrierSink, DeliveryReport, InboundFile, InboundMms, ReportStatus
-from mmsgate.carriers.mm7.connection import MM7, check_password
+from mmsgate.carriers.mm7.connection import MM7
 from mmsgate.carriers.mm7.messages import (
     DEFAULT_VERSION,
     DeliverReq,
@@ -41,6 +41,7 @@ from mmsgate.carriers.mm7.messages import (
     parse_request,
 )
 from mmsgate.core.model import Connection, Job
+from mmsgate.core.passwords import check_password
 from mmsgate.delivery.inbound import InboundRefused
 from mmsgate.errors import NotFound, StoreError
 from mmsgate.media.blobs import BlobStore

@@ -21,8 +21,8 @@ from datetime import datetime, timedelta
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mmsgate.carriers.mm7.connection import check_password, hash_password
 from mmsgate.core.model import utcnow
+from mmsgate.core.passwords import check_password, hash_password
 from mmsgate.store.base import Store
 
 SESSION_COOKIE = "mmsgate_console"
