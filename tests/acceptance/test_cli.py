@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
+import lxml.html
 
 from tests.acceptance.conftest import cli_json, mmsgate_env, run_cli
 
@@ -140,3 +142,31 @@ async def test_smpp_connections_are_added_listed_and_removed(tmp_path: Path) -> 
     assert (await cli_json("smpp", "list", *data, cwd=tmp_path))["connections"] == []
     code, _, err = await run_cli("smpp", "remove", "uk", *data, cwd=tmp_path)
     assert code == 1 and "no smpp connection named 'uk'" in err
+
+
+async def test_serve_prints_a_console_password_once_and_it_logs_in(
+    tmp_path: Path, gateways: Callable[..., Any]
+) -> None:
+    data = ["--data-dir", str(tmp_path / "data")]
+    gateway = await gateways(*data, cwd=tmp_path)
+    printed = [line for line in gateway.output if "Console password" in line]
+    assert len(printed) == 1
+    password = printed[0].rsplit(": ", 1)[1].strip()
+    assert len(password) >= 16
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as http:
+        assert (await http.get("/console/messages")).status_code == 303
+        form = await http.get("/console/login")
+        token = lxml.html.fromstring(form.text).xpath("//input[@name='token']/@value")[0]
+        wrong = await http.post("/console/login", data={"token": token, "password": password + "x"})
+        assert wrong.status_code != 303
+        form = await http.get("/console/login")
+        token = lxml.html.fromstring(form.text).xpath("//input[@name='token']/@value")[0]
+        answer = await http.post("/console/login", data={"token": token, "password": password})
+        assert answer.status_code == 303
+        page = await http.get("/console/messages")
+        assert page.status_code == 200 and "Messages" in page.text
+    await gateway.stop()
+    again = await gateways(*data, cwd=tmp_path)  # a second start prints no password
+    assert not [line for line in again.output if "Console password" in line]
+    code, out, _ = await run_cli("console", "password", "--json", *data, cwd=tmp_path)
+    assert code == 0 and len(json.loads(out)["password"]) >= 16
