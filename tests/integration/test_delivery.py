@@ -279,6 +279,27 @@ async def test_saved_template_reports_ready_then_sends(gateway: Gateway) -> None
     received = await gateway.postbacks(tracking_id, ["N101", "N102"])
     assert {p.json["mms-id"] for p in received} == {mms_id}
 
+    # to a handset that cannot take MMS, the template falls back to an SMS whose page shows its slides
+    await gateway.store.set_handset(Handset(caller.to, Behaviour.NO_MMS))
+    fallback = await gateway.http.post(
+        API,
+        json={
+            "action": "sendsavedmms",
+            "mms-id": mms_id,
+            "service-id": caller.service_id,
+            "to": caller.to,
+            "from": caller.sender,
+            "fallback-sms-text": "Our sale:",
+        },
+        headers={"x-api-key": caller.api_key},
+    )
+    fallback_id = fallback.json()["tracking-id"]
+    (sms_delivered,) = await gateway.postbacks(fallback_id, ["N202"])
+    assert sms_delivered.json["mms-id"] == mms_id
+    (sms,) = await gateway.store.sandbox_sms_inbox(caller.to)
+    page = await gateway.http.get(httpx.URL(sms.text.rpartition(" ")[2]).path)
+    assert page.status_code == 200 and "Sale" in page.text and "<img" in page.text
+
 
 async def test_handset_mms_reaches_the_account_with_content_urls(gateway: Gateway) -> None:
     caller, secret = await gateway.account()
