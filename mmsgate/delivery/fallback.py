@@ -15,6 +15,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
+from mmsgate.carriers.sandbox import NAME as SANDBOX
 from mmsgate.core.codes import EventCode, MessageState
 from mmsgate.core.model import Job, Message, Step, utcnow
 from mmsgate.errors import CarrierBusy, CarrierError, CarrierRejected
@@ -72,6 +73,10 @@ class SmsFallback:
             await self.settle(message)
             return message.expires_at
         connector, broken = self.router.route(message.to)
+        if connector is not None and connector is self.router.default and message.carrier not in (None, SANDBOX):
+            # the sandbox's handsets take only what the sandbox carrier was given: a real handset's
+            # fallback never "arrives" in a virtual inbox
+            connector = None
         if connector is None or broken is not None:
             details = broken or f"no SMS connection serves {message.to}"
             await self._end(message, S.SMS_FAILED, EventCode.SMS_FAILED, details)

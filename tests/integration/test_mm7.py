@@ -18,6 +18,7 @@ from mmsgate.app import create_app
 from mmsgate.carriers.mm7.connection import MM7, mm7_config
 from mmsgate.core.codes import MessageState
 from mmsgate.runtime import running_worker
+from mmsgate.sms.connections import SMPP, smpp_config
 from mmsgate.store.base import Store
 from tests import media_samples as samples
 from tests.integration.media_origin import Origin, file_reply
@@ -25,6 +26,7 @@ from tests.integration.test_delivery import Gateway, gateway_settings
 from tests.mmsc import Mmsc
 from tests.receiver import Receiver
 from tests.serving import served
+from tests.smsc import Smsc
 from tests.waiting import eventually
 
 USER, PASSWORD = "vasp-acme", "s3cret-out"
@@ -221,24 +223,47 @@ CANCEL = b"""<?xml version="1.0"?>
 <MM7Version>6.8.0</MM7Version><MessageID>m-1</MessageID></CancelReq></env:Body></env:Envelope>"""
 
 
-@pytest.mark.parametrize(
-    ("status", "codes"),
-    [("Rejected", ["N101", "E102"]), ("Expired", ["N101", "N103"]), ("Unrecognised", ["N101", "N202"])],
-)
-async def test_reports_end_the_message_or_fall_back_to_sms(
+@pytest.mark.parametrize(("status", "codes"), [("Rejected", ["N101", "E102"]), ("Expired", ["N101", "N103"])])
+async def test_reports_end_the_message(
     store: Store, backend: str, tmp_path: Path, request: pytest.FixtureRequest, status: str, codes: list[str]
 ) -> None:
     async with mm7_gateway(store, backend, tmp_path, request, {"REPORT_STATUS": status}) as mm7:
         caller, _ = await mm7.gateway.account()
-        tracking_id = await mm7.gateway.send(caller, slide=[{"message-text": "reported"}], fallback_sms_text="See:")
+        tracking_id = await mm7.gateway.send(caller, slide=[{"message-text": "reported"}])
         received = await mm7.gateway.postbacks(tracking_id, codes)
-        assert f"MMStatus {status}" in received[-1].json["status-details"] or status == "Unrecognised"
-        if status == "Unrecognised":  # listed in MMSGATE_SMS_FALLBACK_CODES: the sandbox handset gets an SMS
-            assert received[-1].json["sent-as"] == "SMS"
-            (sms,) = await store.sandbox_sms_inbox(caller.to)
-            assert sms.tracking_id == tracking_id and sms.text.startswith("See: http")
+        assert f"MMStatus {status}" in received[-1].json["status-details"]
+
+
+async def test_a_report_listed_as_cannot_take_mms_falls_back_to_an_sms_over_smpp(
+    store: Store, backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    smsc = await Smsc({"SMSC_SYSTEM_ID": "gw", "SMSC_PASSWORD": "pw"}).start()
+    try:
+        config = smpp_config(host="127.0.0.1", port=smsc.port, system_id="gw", password="pw")
+        await store.add_connection("smsc", SMPP, config)
+        async with mm7_gateway(store, backend, tmp_path, request, {"REPORT_STATUS": "Unrecognised"}) as mm7:
+            caller, _ = await mm7.gateway.account()
+            tracking_id = await mm7.gateway.send(caller, slide=[{"message-text": "hi"}], fallback_sms_text="See:")
+            _, delivered = await mm7.gateway.postbacks(tracking_id, ["N101", "N202"])
+            assert delivered.json["sent-as"] == "SMS"
             events = [e.status for e in await store.list_events(tracking_id)]
             assert "Falling back to SMS" in events
+            (sms,) = smsc.accepted()
+            assert sms["text"].startswith("See: http")
+            assert await store.sandbox_sms_inbox(caller.to) == []
+    finally:
+        await smsc.stop()
+
+
+async def test_a_real_handsets_fallback_never_lands_in_the_sandbox(
+    store: Store, backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    async with mm7_gateway(store, backend, tmp_path, request, {"REPORT_STATUS": "Unrecognised"}) as mm7:
+        caller, _ = await mm7.gateway.account()
+        tracking_id = await mm7.gateway.send(caller, slide=[{"message-text": "hi"}], fallback_sms_text="See:")
+        _, failed = await mm7.gateway.postbacks(tracking_id, ["N101", "E202"])
+        assert failed.json["status-details"] == f"no SMS connection serves {caller.to}"
+        assert await store.sandbox_sms_inbox(caller.to) == []
 
 
 async def test_read_replies_and_pending_reports_are_recorded_on_the_message(
