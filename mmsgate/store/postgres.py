@@ -16,13 +16,14 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg_pool import AsyncConnectionPool
 
-from mmsgate.core.model import Message
+from mmsgate.core.model import Behaviour, Handset, Message, SandboxSubmission
 from mmsgate.errors import Conflict, NotFound, StoreError, StoreUnavailable
 from mmsgate.store.lookups import Lookups
 from mmsgate.store.migrate import apply_migrations
 from mmsgate.store.rows import MESSAGE_READ_COLUMNS, message_row
 from mmsgate.store.sql import Params, Row, Statement, Unit, changes_of
 from mmsgate.store.sql_console import ConsoleSql
+from mmsgate.store.sql_delivery import SUBMISSION_COLUMNS, submission_row
 
 JOBS_CHANNEL = "mmsgate_jobs"
 log = logging.getLogger("mmsgate.store")
@@ -82,6 +83,8 @@ class PostgresStore(ConsoleSql):
         self._pool: AsyncConnectionPool | None = None
         self._watchers: list[asyncio.Task[None]] = []
         self._messages: Lookups[str, Row] = Lookups(self._messages_by_id)
+        self._handsets: Lookups[str, Row] = Lookups(self._handsets_by_number)
+        self._submissions: Lookups[str, Row] = Lookups(self._submissions_by_key)
 
     async def open(self) -> None:
         pool = AsyncConnectionPool(
@@ -136,6 +139,33 @@ class PostgresStore(ConsoleSql):
             f"SELECT {MESSAGE_READ_COLUMNS} FROM messages WHERE tracking_id = ANY(?)", (tracking_ids,)
         )
         return {row[0]: row for row in rows}
+
+    async def get_handset(self, number: str) -> Handset:
+        # the sandbox submits of jobs that go on together each read their handset: one query for all
+        row = await self._handsets.get(number)
+        return Handset(number) if row is None else Handset(number, Behaviour(row[1]), float(row[2]))
+
+    async def _handsets_by_number(self, numbers: list[str]) -> dict[str, Row]:
+        rows = await self._read(
+            "SELECT number, behaviour, delay FROM sandbox_handsets WHERE number = ANY(?)", (numbers,)
+        )
+        return {row[0]: row for row in rows}
+
+    async def sandbox_submission(self, key: str) -> SandboxSubmission | None:
+        # ... and so do the sandbox reports that start together
+        row = await self._submissions.get(key)
+        return None if row is None else submission_row(row)
+
+    async def _submissions_by_key(self, keys: list[str]) -> dict[str, Row]:
+        rows = await self._read(
+            f"SELECT {SUBMISSION_COLUMNS} FROM sandbox_submissions "
+            "WHERE submission_id = ANY(?) OR carrier_message_id = ANY(?)",
+            (keys, keys),
+        )
+        found: dict[str, Row] = {}
+        for row in rows:
+            found[row[0]] = found[row[1]] = row
+        return found
 
     def _require_pool(self) -> AsyncConnectionPool:
         if self._pool is None:

@@ -41,10 +41,10 @@ from mmsgate.store.rows import (
 )
 from mmsgate.store.sql import SqlStore, claim_statement
 
-_SUBMISSION_COLUMNS = "submission_id, carrier_message_id, number, outcome, mms, received_at, calls"
+SUBMISSION_COLUMNS = "submission_id, carrier_message_id, number, outcome, mms, received_at, calls"
 
 
-def _submission(row: Row, report_at: float | None = None) -> SandboxSubmission:
+def submission_row(row: Row, report_at: float | None = None) -> SandboxSubmission:
     return SandboxSubmission(
         submission_id=str(row[0]),
         carrier_message_id=str(row[1]),
@@ -258,7 +258,7 @@ class DeliverySql(SqlStore):
     async def sandbox_submit(self, submission: SandboxSubmission) -> SandboxSubmission:
         then: list[Statement] = [
             (
-                f"INSERT INTO sandbox_submissions ({_SUBMISSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 1)",
+                f"INSERT INTO sandbox_submissions ({SUBMISSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 1)",
                 (
                     submission.submission_id,
                     submission.carrier_message_id,
@@ -293,10 +293,10 @@ class DeliverySql(SqlStore):
 
     async def sandbox_submission(self, key: str) -> SandboxSubmission | None:
         rows = await self._read(
-            f"SELECT {_SUBMISSION_COLUMNS} FROM sandbox_submissions WHERE submission_id = ? OR carrier_message_id = ?",
+            f"SELECT {SUBMISSION_COLUMNS} FROM sandbox_submissions WHERE submission_id = ? OR carrier_message_id = ?",
             (key, key),
         )
-        return _submission(rows[0]) if rows else None
+        return submission_row(rows[0]) if rows else None
 
     async def sandbox_deliver(self, number: str, carrier_message_id: str, mms: str) -> None:
         await self._unit(

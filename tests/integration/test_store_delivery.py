@@ -577,3 +577,29 @@ async def test_connections_are_kept_by_name(store: Store) -> None:
     assert await store.list_connections() == []
     with pytest.raises(NotFound):
         await store.remove_connection("uk")
+
+
+async def test_handsets_and_submissions_read_together_each_get_their_own(store: Store) -> None:
+    await store.set_handset(Handset("15550100011", Behaviour.REJECTS, 2.0))
+    await store.set_handset(Handset("15550100012", Behaviour.NO_MMS))
+    first, second = _submission("tid-1", "15550100011"), _submission("tid-2", "15550100012")
+    for submission in (first, second):
+        await store.sandbox_submit(submission)
+    # asked in one turn of the event loop (PostgreSQL answers them with one query per kind)
+    handsets = await asyncio.gather(
+        *(store.get_handset(n) for n in ("15550100011", "15550100012", "15550100013", "15550100011"))
+    )
+    assert handsets == [
+        Handset("15550100011", Behaviour.REJECTS, 2.0),
+        Handset("15550100012", Behaviour.NO_MMS, 0.0),
+        Handset("15550100013"),
+        Handset("15550100011", Behaviour.REJECTS, 2.0),
+    ]
+    found = await asyncio.gather(
+        store.sandbox_submission("tid-1"),
+        store.sandbox_submission(second.carrier_message_id),
+        store.sandbox_submission("tid-unknown"),
+        store.sandbox_submission(first.carrier_message_id),
+    )
+    assert [f.submission_id if f else None for f in found] == ["tid-1", "tid-2", None, "tid-1"]
+    assert found[1] is not None and found[1].number == "15550100012"
