@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from starlette.types import ASGIApp
 
 from mmsgate.app import create_app
 from mmsgate.config import Settings, load_settings
@@ -43,6 +44,7 @@ class Gateway:
     running: Running
     origin: Origin
     receiver: Receiver
+    app: ASGIApp
 
     async def account(self, path: str = "/postbacks", sender: str = "28444") -> tuple[Caller, str]:
         """A provisioned account whose postbacks go to ``path`` on the receiver; returns its secret too."""
@@ -56,6 +58,22 @@ class Gateway:
         answer = response.json()
         assert answer["status"] == "success", answer
         return str(answer["tracking-id"])
+
+    async def send_saved(self, caller: Caller, mms_id: str, fallback_sms_text: str) -> str:
+        """``sendsavedmms`` of a template to the caller's handset; its tracking id."""
+        answer = await self.http.post(
+            API,
+            json={
+                "action": "sendsavedmms",
+                "mms-id": mms_id,
+                "service-id": caller.service_id,
+                "to": caller.to,
+                "from": caller.sender,
+                "fallback-sms-text": fallback_sms_text,
+            },
+            headers={"x-api-key": caller.api_key},
+        )
+        return str(answer.json()["tracking-id"])
 
     async def postbacks(self, tracking_id: str, codes: list[str], within: float = 30.0) -> list[Received]:
         """Wait until the postbacks of ``tracking_id`` carry exactly ``codes`` (in order)."""
@@ -97,7 +115,7 @@ async def running_gateway(store: Store, settings: Settings) -> AsyncIterator[Gat
         ):
             app.state.endpoint.after_accept = running.wake
             app.state.vasp.after_request = running.wake
-            yield Gateway(store, settings, http, running, origin, receiver)
+            yield Gateway(store, settings, http, running, origin, receiver, app)
     finally:
         await receiver.close()
         await origin.close()
@@ -263,37 +281,13 @@ async def test_saved_template_reports_ready_then_sends(gateway: Gateway) -> None
     assert (n003.json["code"], n003.json["status"]) == ("N003", "Transcoding successful")
     assert n003.signed_by(secret)
 
-    sent = await gateway.http.post(
-        API,
-        json={
-            "action": "sendsavedmms",
-            "mms-id": mms_id,
-            "service-id": caller.service_id,
-            "to": caller.to,
-            "from": caller.sender,
-            "fallback-sms-text": "see it",
-        },
-        headers={"x-api-key": caller.api_key},
-    )
-    tracking_id = sent.json()["tracking-id"]
+    tracking_id = await gateway.send_saved(caller, mms_id, "see it")
     received = await gateway.postbacks(tracking_id, ["N101", "N102"])
     assert {p.json["mms-id"] for p in received} == {mms_id}
 
     # to a handset that cannot take MMS, the template falls back to an SMS whose page shows its slides
     await gateway.store.set_handset(Handset(caller.to, Behaviour.NO_MMS))
-    fallback = await gateway.http.post(
-        API,
-        json={
-            "action": "sendsavedmms",
-            "mms-id": mms_id,
-            "service-id": caller.service_id,
-            "to": caller.to,
-            "from": caller.sender,
-            "fallback-sms-text": "Our sale:",
-        },
-        headers={"x-api-key": caller.api_key},
-    )
-    fallback_id = fallback.json()["tracking-id"]
+    fallback_id = await gateway.send_saved(caller, mms_id, "Our sale:")
     (sms_delivered,) = await gateway.postbacks(fallback_id, ["N202"])
     assert sms_delivered.json["mms-id"] == mms_id
     (sms,) = await gateway.store.sandbox_sms_inbox(caller.to)

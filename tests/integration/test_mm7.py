@@ -14,17 +14,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mmsgate.app import create_app
 from mmsgate.carriers.mm7.connection import MM7, mm7_config
 from mmsgate.core.codes import MessageState
-from mmsgate.runtime import running_worker
 from mmsgate.sms.connections import SMPP, smpp_config
 from mmsgate.store.base import Store
 from tests import media_samples as samples
-from tests.integration.media_origin import Origin, file_reply
-from tests.integration.test_delivery import Gateway, gateway_settings
+from tests.integration.media_origin import file_reply
+from tests.integration.test_delivery import Gateway, gateway_settings, running_gateway
 from tests.mmsc import Mmsc
-from tests.receiver import Receiver
 from tests.serving import served
 from tests.smsc import Smsc
 from tests.waiting import eventually
@@ -38,9 +35,6 @@ class Mm7Gateway:
     gateway: Gateway
     url: str
     mmsc: Mmsc
-
-    def vasp_url(self, name: str = "carrier") -> str:
-        return f"{self.url}/mm7/{name}"
 
 
 @contextlib.asynccontextmanager
@@ -62,22 +56,9 @@ async def mm7_gateway(
             **config,
         }
         await store.add_connection("carrier", MM7, mm7_config(**values))  # type: ignore[arg-type]
-        origin = await Origin().start()
-        receiver = await Receiver().start()
-        app = create_app(settings_, store)
-        try:
-            async with (
-                httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway.test") as http,
-                running_worker(settings_, store) as running,
-                served(app) as url,
-            ):
-                app.state.endpoint.after_accept = running.wake
-                app.state.vasp.after_request = running.wake
-                await mmsc.set_vasp(f"{url}/mm7/carrier", INBOUND_USER, INBOUND_PASSWORD)
-                yield Mm7Gateway(Gateway(store, settings_, http, running, origin, receiver), url, mmsc)
-        finally:
-            await receiver.close()
-            await origin.close()
+        async with running_gateway(store, settings_) as gateway, served(gateway.app) as url:
+            await mmsc.set_vasp(f"{url}/mm7/carrier", INBOUND_USER, INBOUND_PASSWORD)
+            yield Mm7Gateway(gateway, url, mmsc)
     finally:
         await mmsc.stop()
 
