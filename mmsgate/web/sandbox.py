@@ -26,7 +26,7 @@ from mmsgate.api.contract import normalise_number
 from mmsgate.api.endpoint import json_response
 from mmsgate.carriers.base import InboundFile, InboundSink
 from mmsgate.carriers.sandbox import HandsetMms, send_from_handset
-from mmsgate.core.compose import Mms
+from mmsgate.core.compose import Mms, MmsPart
 from mmsgate.core.model import AccountConfig, Behaviour, Handset, SandboxSms, iso
 from mmsgate.delivery.inbound import InboundRefused
 from mmsgate.errors import ApiError
@@ -35,6 +35,14 @@ from mmsgate.store.base import Store
 
 _mms = msgspec.json.Decoder(Mms)
 MAX_BODY = 8 * 1024 * 1024
+
+
+async def inbox_part(store: Store, number: str, carrier_message_id: str, location: str) -> MmsPart | None:
+    """One part of an MMS in a handset's inbox, by the MMS's carrier message id and the part's location."""
+    for received_id, mms_json, _ in await store.sandbox_inbox(number, limit=1000):
+        if received_id == carrier_message_id:
+            return next((p for p in _mms.decode(mms_json).parts if p.location == location), None)
+    return None
 
 
 def inbox_entry(carrier_message_id: str, mms_json: str, delivered_at: datetime) -> dict[str, Any]:
@@ -142,15 +150,11 @@ class SandboxApi:
         if isinstance(call, Response):
             return call
         _, number = call
-        wanted, location = request.path_params["message"], request.path_params["location"]
-        for carrier_message_id, mms_json, _ in await self.store.sandbox_inbox(number, limit=1000):
-            if carrier_message_id != wanted:
-                continue
-            for part in _mms.decode(mms_json).parts:
-                if part.location == location:
-                    data = part.data if part.data is not None else self.blobs.get(part.sha256 or "")
-                    return Response(data, media_type=part.content_type)
-        return _error(404, "no such part in this handset's inbox")
+        part = await inbox_part(self.store, number, request.path_params["message"], request.path_params["location"])
+        if part is None:
+            return _error(404, "no such part in this handset's inbox")
+        data = part.data if part.data is not None else self.blobs.get(part.sha256 or "")
+        return Response(data, media_type=part.content_type)
 
     async def send(self, request: Request) -> Response:
         call = await self._handset_call(request)

@@ -32,7 +32,7 @@ from mmsgate.api.endpoint import Endpoint
 from mmsgate.carriers.base import InboundFile
 from mmsgate.carriers.sandbox import HandsetMms, send_from_handset
 from mmsgate.core.codes import ACCEPTED_DETAILS, TEMPLATE_ACCEPTED_DETAILS, MessageState
-from mmsgate.core.compose import Mms, extension_for
+from mmsgate.core.compose import extension_for
 from mmsgate.core.model import Account, Behaviour, Campaign, Event, Handset, MediaKind, utcnow
 from mmsgate.delivery.inbound import InboundReceiver, InboundRefused
 from mmsgate.errors import NotFound
@@ -41,6 +41,7 @@ from mmsgate.media.uploads import UPLOADS_PATH, upload_token_hash
 from mmsgate.store.base import ConsoleUpload, MessageQuery, Store
 from mmsgate.web.console import pages
 from mmsgate.web.console.auth import Session, Sessions, same
+from mmsgate.web.sandbox import inbox_part
 
 PAGE_POLICY = (
     "default-src 'none'; img-src 'self'; media-src 'self'; style-src 'self'; script-src 'self'; "
@@ -60,7 +61,6 @@ UPLOAD_LIFETIME = timedelta(hours=1)
 SLIDES_IN_FORM = 3
 STATIC = {"console.css": "text/css; charset=utf-8", "console.js": "text/javascript; charset=utf-8"}
 
-_mms = msgspec.json.Decoder(Mms)
 Handler = Callable[[Request, Session], Awaitable[Response]]
 
 
@@ -479,27 +479,18 @@ class Console:
             return await self.phone(request, session, error=str(exc), status=400)
         return self._redirect(f"/console/phones/{number}?" + urlencode({"sent": tracking_id}))
 
-    async def _inbox_part(self, number: str, message: str, location: str) -> tuple[str, bytes | None, str] | None:
-        for carrier_message_id, mms_json, _ in await self.store.sandbox_inbox(number, limit=1000):
-            if carrier_message_id == message:
-                for part in _mms.decode(mms_json).parts:
-                    if part.location == location:
-                        return part.sha256 or "", part.data, part.content_type
-        return None
-
     async def inbox_file(self, request: Request, session: Session) -> Response:
         number = normalise_number(request.path_params["number"]) or ""
-        found = await self._inbox_part(number, request.path_params["message"], request.path_params["location"])
-        if found is None:
+        part = await inbox_part(self.store, number, request.path_params["message"], request.path_params["location"])
+        if part is None:
             return self._plain("no such part in this phone's inbox\n", 404)
-        sha256, data, content_type = found
-        if data is not None:
+        if part.data is not None:
             return Response(
-                data,
-                media_type=content_type,
+                part.data,
+                media_type=part.content_type,
                 headers={**_COMMON, "Content-Security-Policy": FILE_POLICY, "Content-Disposition": "attachment"},
             )
-        return await self._file(sha256, content_type, request.path_params["location"])
+        return await self._file(part.sha256 or "", part.content_type, request.path_params["location"])
 
     async def sent_file(self, request: Request, session: Session) -> Response:
         number = normalise_number(request.path_params["number"]) or ""
