@@ -275,6 +275,7 @@ def gateway_env(args: argparse.Namespace) -> dict[str, str]:
             "MMSGATE_POSTBACK_ALLOW_NETWORKS": "127.0.0.0/8",
             "MMSGATE_WORKER_CONCURRENCY": str(args.worker_concurrency),
             "MMSGATE_LOG_LEVEL": "WARNING",
+            **dict(item.split("=", 1) for item in args.env),
         }
     )
 
@@ -850,6 +851,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=float,
         default=0.25,
         help="before each setup, wait (up to 2 min) until other programs use fewer cores than this (0: do not wait)",
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="MMSGATE_NAME=VALUE",
+        help="a setting of the gateway's processes (repeatable), to try a setting's effect",
     )
     parser.add_argument("--no-record", action="store_true", help="do not append the results to docs/benchmarks.md")
     args = parser.parse_args(argv)
