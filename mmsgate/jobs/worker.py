@@ -1,8 +1,9 @@
 """The worker loop: claim due jobs under a lease, run their handlers, finish or retry them.
 
 Retry state lives in the job row (attempts, next run time, lease), so a crash loses nothing: a job held
-by a dead worker is claimed again when its lease expires. While a job runs its lease is renewed. On a
-graceful stop the worker finishes what it holds within a grace period and releases the rest.
+by a dead worker is claimed again when its lease expires. While jobs run, one task renews the leases of
+all of them every third of the lease, in one statement. On a graceful stop the worker finishes what it
+holds within a grace period and releases the rest.
 """
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._running: dict[asyncio.Task[None], Job] = {}
+        self._renewer: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         """New work may be due: claim now instead of at the next poll."""
@@ -123,6 +125,8 @@ class Worker:
                 task = asyncio.create_task(self._execute(job), name=f"job-{job.id}")
                 self._running[task] = job
                 task.add_done_callback(self._running.pop)
+            if jobs and (self._renewer is None or self._renewer.done()):
+                self._renewer = asyncio.create_task(self._keep_leases(), name="job-leases")
             if jobs and len(jobs) == free:
                 continue
             await self._idle()
@@ -132,7 +136,6 @@ class Worker:
 
     async def _execute(self, job: Job) -> None:
         handler = self.handlers[job.kind]
-        keeper = asyncio.create_task(self._keep_lease(job))
         try:
             again = await handler.run(job)
         except asyncio.CancelledError:
@@ -146,8 +149,6 @@ class Worker:
                 pass
             else:
                 await self._settle(self.store.retry_job(job.id, self.owner, run_at=again, error=None), job)
-        finally:
-            keeper.cancel()
 
     async def _after_failure(self, job: Job, handler: JobHandler, exc: Exception) -> None:
         delay = self.policy.decide(exc, job.attempts)
@@ -181,16 +182,33 @@ class Worker:
         except StoreError as exc:
             log.warning("job %s: could not be settled (%s); its lease will expire and it runs again", job.id, exc)
 
-    async def _keep_lease(self, job: Job) -> None:
-        with contextlib.suppress(StoreError):
-            while True:
-                await asyncio.sleep(self.lease_seconds / 3)
-                if not await self.store.extend_lease(job.id, self.owner, lease_seconds=self.lease_seconds):
-                    return
+    async def _keep_leases(self) -> None:
+        """While jobs run, renew all their leases every third of the lease; end when none runs."""
+        while self._running:
+            await asyncio.sleep(self.lease_seconds / 3)
+            running = sorted({job.id for job in self._running.values()})
+            if not running:
+                return
+            try:
+                held = await self.store.extend_leases(running, self.owner, lease_seconds=self.lease_seconds)
+            except StoreError as exc:
+                log.warning("cannot renew job leases: %s", exc)
+                continue
+            for lost in sorted(set(running) - held):
+                log.warning("job %s: lease lost while it runs; another worker may run it too", lost)
 
     async def stop(self, grace: float = 10.0) -> None:
         """Stop claiming; let running jobs finish within ``grace`` seconds; release the others."""
         self._stopping.set()
+        try:
+            await self._finish_running(grace)
+        finally:
+            if self._renewer is not None:
+                self._renewer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._renewer
+
+    async def _finish_running(self, grace: float) -> None:
         if not self._running:
             return
         running = dict(self._running)

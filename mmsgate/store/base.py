@@ -226,8 +226,8 @@ class Store(abc.ABC):
         No two claimers ever hold the same job at once."""
 
     @abc.abstractmethod
-    async def extend_lease(self, job_id: int, owner: str, *, lease_seconds: float) -> bool:
-        """Keep holding a job that is still running; False if the lease was lost."""
+    async def extend_leases(self, job_ids: Sequence[int], owner: str, *, lease_seconds: float) -> set[int]:
+        """Keep holding jobs that are still running; the ids whose lease ``owner`` still held."""
 
     @abc.abstractmethod
     async def finish_job(self, job_id: int, owner: str) -> bool:

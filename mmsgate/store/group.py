@@ -12,10 +12,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
+T_contra = TypeVar("T_contra", contravariant=True)
+R_co = TypeVar("R_co", covariant=True)
+
+
+class Batcher(Protocol[T_contra, R_co]):
+    """Takes items to commit together with others: :class:`GroupCommitter`, or SQLite's writer lanes."""
+
+    async def submit(self, item: T_contra) -> R_co:
+        """``item``'s result once it is committed; its error if it could not be."""
+
+    async def close(self) -> None:
+        """Return once everything submitted is settled; take nothing more."""
 
 
 class GroupCommitter(Generic[T, R]):

@@ -35,7 +35,7 @@ from mmsgate.core.model import (
 )
 from mmsgate.errors import Conflict, NotFound
 from mmsgate.store.base import Store
-from mmsgate.store.group import GroupCommitter
+from mmsgate.store.group import Batcher, GroupCommitter
 from mmsgate.store.rows import (
     ACCOUNT_COLUMNS,
     JOB_COLUMNS,
@@ -132,8 +132,8 @@ class SqlStore(Store):
 
     def __init__(self, *, group_commit_max: int = 512) -> None:
         self._group_commit_max = group_commit_max
-        self._committer: GroupCommitter[list[Statement], None] | None = None
-        self._units: GroupCommitter[Unit, bool] | None = None
+        self._committer: Batcher[list[Statement], None] | None = None
+        self._units: Batcher[Unit, bool] | None = None
         self._outbox_listeners: list[Callable[[], None]] = []
 
     def unindexed(self, column: str) -> str:
@@ -159,12 +159,13 @@ class SqlStore(Store):
         units whose guard returned a row, grouped by statement (:func:`changes_of`)."""
 
     async def _start_group_commit(self) -> None:
-        self._committer = GroupCommitter(
+        committer = GroupCommitter(
             self._flush_group, self._group_commit_max, self.accept_lanes, busy_batch=self.accept_busy_batch
         )
-        self._committer.start()
-        self._units = GroupCommitter(self._apply_units, self._group_commit_max, self.write_lanes)
-        self._units.start()
+        committer.start()
+        units = GroupCommitter(self._apply_units, self._group_commit_max, self.write_lanes)
+        units.start()
+        self._committer, self._units = committer, units
 
     async def _stop_group_commit(self) -> None:
         if self._committer is not None:
@@ -676,18 +677,22 @@ class SqlStore(Store):
         )
         return sorted((job_row(r) for r in rows[0]), key=lambda j: (j.run_at, j.id))
 
-    async def extend_lease(self, job_id: int, owner: str, *, lease_seconds: float) -> bool:
+    async def extend_leases(self, job_ids: Sequence[int], owner: str, *, lease_seconds: float) -> set[int]:
         now = time.time()
-        rows = await self._write(
-            [
-                (
-                    "UPDATE jobs SET lease_until = ?, updated_at = ? WHERE id = ? AND lease_owner = ? "
-                    "AND state = 'running' RETURNING id",
-                    (now + lease_seconds, now, job_id, owner),
-                )
-            ]
-        )
-        return bool(rows[0])
+        held: set[int] = set()
+        for start in range(0, len(job_ids), 500):
+            chunk = job_ids[start : start + 500]
+            rows = await self._write(
+                [
+                    (
+                        "UPDATE jobs SET lease_until = ?, updated_at = ? WHERE lease_owner = ? AND state = 'running' "
+                        f"AND id IN ({', '.join('?' for _ in chunk)}) RETURNING id",
+                        (now + lease_seconds, now, owner, *chunk),
+                    )
+                ]
+            )
+            held.update(int(r[0]) for r in rows[0])
+        return held
 
     async def finish_job(self, job_id: int, owner: str) -> bool:
         return await self._unit(

@@ -1,16 +1,10 @@
-"""SQLite backend: one file in WAL mode, one writer thread, a few reader threads.
+"""SQLite backend: one file in WAL mode, one writer, reads on the event loop.
 
-Every write of this process goes through one writer connection, one transaction at a time, so writes
-never contend inside the process; other processes (an admin command while ``serve`` runs) wait on
-SQLite's busy timeout. Reads run on their own connection, on the event loop, so they never queue
-behind a commit.
-
-A write transaction is split where the work is: its statements run on the event loop (a few
-microseconds a row, in memory), and its COMMIT (the WAL write and the fsync) in the writer thread,
-with the GIL released. Running the statements in the thread instead costs more: each row's step
-hands the GIL back and forth with the busy event loop. When another process holds the write lock,
-the whole transaction moves to the writer thread, which waits on the busy timeout there, never on
-the loop.
+Every write of this process goes through one writer connection (:mod:`mmsgate.store.sqlite_writer`):
+writes queue and go out together, one transaction at a time, their statements on the event loop and
+the COMMIT in the writer thread with the GIL released; other processes (an admin command while
+``serve`` runs) wait on SQLite's busy timeout. Reads run on their own connection, on the event loop, so
+they never queue behind a commit.
 """
 
 from __future__ import annotations
@@ -27,6 +21,7 @@ from mmsgate.errors import Conflict, NotFound, StoreError, StoreUnavailable
 from mmsgate.store.migrate import apply_migrations
 from mmsgate.store.sql import Params, Row, Statement, Unit, changes_of
 from mmsgate.store.sql_console import ConsoleSql
+from mmsgate.store.sqlite_writer import BUSY_TIMEOUT_MS, SqliteWriter, run_statements
 
 T = TypeVar("T")
 
@@ -46,64 +41,6 @@ def _translate(exc: sqlite3.Error) -> StoreError:
     return StoreUnavailable(f"SQLite: {exc}")
 
 
-_BUSY_TIMEOUT_MS = 30_000
-
-
-def _begin_at_once(conn: sqlite3.Connection) -> bool:
-    """Begin a write transaction if the write lock is free now (the writer connection's busy timeout is
-    0); False if another process holds it."""
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-    except sqlite3.OperationalError as exc:
-        if getattr(exc, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_BUSY_SNAPSHOT"):
-            return False
-        raise
-    return True
-
-
-def _start_transaction(
-    conn: sqlite3.Connection, writer: ThreadPoolExecutor, body: Callable[[sqlite3.Connection], T]
-) -> asyncio.Future[T]:
-    """Begin and run ``body`` here, on the loop, and commit in the writer thread; or, when another
-    process holds the write lock, do it all in the writer thread. The future holds ``body``'s result."""
-    loop = asyncio.get_running_loop()
-    if not _begin_at_once(conn):
-        return loop.run_in_executor(writer, _whole_transaction, conn, body)
-    try:
-        result = body(conn)
-        return loop.run_in_executor(writer, _commit, conn, result)
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-
-
-def _commit(conn: sqlite3.Connection, result: T) -> T:
-    try:
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    return result
-
-
-def _whole_transaction(conn: sqlite3.Connection, body: Callable[[sqlite3.Connection], T]) -> T:
-    """The transaction in the writer thread, waiting up to the busy timeout for the write lock."""
-    conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = body(conn)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return result
-    finally:
-        conn.execute("PRAGMA busy_timeout=0")
-
-
 class SqliteStore(ConsoleSql):
     """The embedded default store."""
 
@@ -120,8 +57,8 @@ class SqliteStore(ConsoleSql):
         self._readers: ThreadPoolExecutor | None = None
         self._local = threading.local()
         self._write_conn: sqlite3.Connection | None = None
+        self._sqlite_writer: SqliteWriter | None = None
         self._loop_reader: sqlite3.Connection | None = None
-        self._write_lock = asyncio.Lock()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
 
@@ -134,7 +71,9 @@ class SqliteStore(ConsoleSql):
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        # statement and savepoint journals (every write runs in a savepoint) in memory, not temp files
+        conn.execute("PRAGMA temp_store=MEMORY")
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         with self._lock:
             self._connections.append(conn)
         return conn
@@ -150,19 +89,30 @@ class SqliteStore(ConsoleSql):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
         self._write_conn = await asyncio.get_running_loop().run_in_executor(self._writer, self._connect)
-        self._write_conn.execute("PRAGMA busy_timeout=0")  # waiting for the lock is _whole_transaction's
+        self._write_conn.execute("PRAGMA busy_timeout=0")  # waiting for the lock is the writer thread's
+        self._sqlite_writer = SqliteWriter(self._write_conn, self._writer, _translate)
         self._readers = ThreadPoolExecutor(2, thread_name_prefix="sqlite-reader")
         self._loop_reader = self._connect()
         self._loop_reader.execute("PRAGMA busy_timeout=0")  # never wait on the loop: the threads do
         await self._start_group_commit()
 
+    async def _start_group_commit(self) -> None:
+        # the writer batches on its own: every write waiting when a transaction starts goes into it
+        writer = self._sqlite_writer
+        assert writer is not None
+        self._committer = writer.lane(_run_groups, self._group_commit_max)
+        self._units = writer.lane(_run_units, self._group_commit_max)
+
     async def close(self) -> None:
         await self._stop_group_commit()
+        if self._sqlite_writer is not None:
+            await self._sqlite_writer.drained()
         for pool in (self._writer, self._readers):
             if pool is not None:
                 pool.shutdown(wait=True)
         self._writer = self._readers = None
         self._write_conn = self._loop_reader = None
+        self._sqlite_writer = None
         with self._lock:
             for conn in self._connections:
                 conn.close()
@@ -201,41 +151,38 @@ class SqliteStore(ConsoleSql):
         return await self._run(self._readers, lambda conn: conn.execute(sql, params).fetchall())
 
     async def _transaction(self, body: Callable[[sqlite3.Connection], T]) -> T:
-        conn, writer = self._write_conn, self._writer
-        if conn is None or writer is None:
+        if self._sqlite_writer is None:
             raise RuntimeError("store is not open")
-        await self._write_lock.acquire()
-        try:
-            outcome = _start_transaction(conn, writer, body)
-        except BaseException as exc:
-            self._write_lock.release()
-            if isinstance(exc, sqlite3.Error):
-                raise _translate(exc) from exc
-            raise
-        # the connection is the writer thread's until the commit ends, even if this caller is cancelled
-        outcome.add_done_callback(lambda _: self._write_lock.release())
-        try:
-            return await asyncio.shield(outcome)
-        except sqlite3.Error as exc:
-            raise _translate(exc) from exc
+        return await self._sqlite_writer.run(body)
 
     async def _write(self, statements: Sequence[Statement]) -> list[list[Row]]:
-        return await self._transaction(
-            lambda conn: [conn.execute(sql, params).fetchall() for sql, params in statements]
-        )
+        return await self._transaction(lambda conn: run_statements(conn, statements))
 
     async def _write_many(self, batches: Sequence[tuple[str, list[Params]]]) -> None:
-        def body(conn: sqlite3.Connection) -> None:
-            for sql, rows in batches:
-                conn.executemany(sql, rows)
-
-        await self._transaction(body)
+        await self._transaction(lambda conn: _run_many(conn, batches))
 
     async def _apply_units(self, units: Sequence[Unit]) -> list[bool]:
-        def body(conn: sqlite3.Connection) -> list[bool]:
-            applied = [guard is None or bool(conn.execute(*guard).fetchall()) for guard, _ in units]
-            for sql, rows in changes_of(units, applied).items():
-                conn.executemany(sql, rows)
-            return applied
+        return await self._transaction(lambda conn: _run_units(conn, units))
 
-        return await self._transaction(body)
+
+def _run_many(conn: sqlite3.Connection, batches: Sequence[tuple[str, list[Params]]]) -> None:
+    for sql, rows in batches:
+        conn.executemany(sql, rows)
+
+
+def _run_groups(conn: sqlite3.Connection, items: list[list[Statement]]) -> list[None]:
+    """Statement lists (accepted messages and templates) run as one ``executemany`` per SQL text."""
+    grouped: dict[str, list[Params]] = {}
+    for statements in items:
+        for sql, params in statements:
+            grouped.setdefault(sql, []).append(params)
+    _run_many(conn, list(grouped.items()))
+    return [None] * len(items)
+
+
+def _run_units(conn: sqlite3.Connection, units: Sequence[Unit]) -> list[bool]:
+    """Every guard first, in order, then the statements of the units whose guard held (:func:`changes_of`)."""
+    applied = [guard is None or bool(conn.execute(*guard).fetchall()) for guard, _ in units]
+    for sql, rows in changes_of(units, applied).items():
+        conn.executemany(sql, rows)
+    return applied

@@ -228,6 +228,19 @@ async def test_expired_lease_is_claimed_again(store: Store, caller: Caller) -> N
     assert not await store.finish_job(job.id, "dead-worker")
 
 
+async def test_extend_leases_keeps_only_what_the_owner_still_holds(store: Store, caller: Caller) -> None:
+    for _ in range(3):
+        await store.accept_message(make_message(caller))
+    mine = await store.claim_jobs("w1", limit=2, lease_seconds=0.2)
+    [other] = await store.claim_jobs("w2", limit=1, lease_seconds=30)
+    assert await store.finish_job(mine[1].id, "w1")
+    held = await store.extend_leases([mine[0].id, mine[1].id, other.id], "w1", lease_seconds=30)
+    assert held == {mine[0].id}  # done, and another owner's, are not extended
+    deadline = time.monotonic() + 1.0  # well past the first lease of 0.2 s
+    while time.monotonic() < deadline:
+        assert await store.claim_jobs("w3", limit=3, lease_seconds=30) == []
+
+
 async def _claim_all(store: Store, owner: str, claimed: list[tuple[str, int]]) -> None:
     while True:
         jobs = await store.claim_jobs(owner, limit=7, lease_seconds=300)
