@@ -39,7 +39,7 @@ class CacheEntry:
 
 
 class MediaCache:
-    """Blocking file operations: call from a thread (the fetcher does)."""
+    """Blocking file operations: call from a thread (the fetcher does); only :meth:`recent` never blocks."""
 
     def __init__(self, folder: Path, *, max_bytes: int, max_age: float) -> None:
         self.folder = folder
@@ -51,10 +51,18 @@ class MediaCache:
         name = hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()
         return self.folder / f"{name}.json", self.folder / f"{name}.body"
 
-    def get(self, url: str) -> CacheEntry | None:
+    def recent(self, url: str) -> CacheEntry | None:
+        """The entry if it was read from disk within the last moment: no file operation, so the event loop
+        may call it (the same picture in a burst of messages costs no hand-off to a thread)."""
         remembered = self._recent.get(url)
         if remembered is not None and time.monotonic() - remembered[0] < RECENT_SECONDS:
-            return remembered[1]  # the same picture in a burst of messages: no file reads for a moment
+            return remembered[1]
+        return None
+
+    def get(self, url: str) -> CacheEntry | None:
+        entry = self.recent(url)
+        if entry is not None:
+            return entry
         entry = self._read(url)
         if entry is not None and entry.header.size <= RECENT_MAX_BYTES:
             if len(self._recent) >= RECENT_ENTRIES:

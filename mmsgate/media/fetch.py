@@ -126,7 +126,7 @@ class Fetcher:
                 return found
         cached = None
         if use_cache and self.cache is not None:
-            cached = await asyncio.to_thread(self.cache.get, url)
+            cached = self.cache.recent(url) or await asyncio.to_thread(self.cache.get, url)
             if cached is not None and time.time() - cached.header.fetched_at < self.fresh_seconds:
                 return Fetched(url, cached.body, cached.header.content_type, from_cache=True)
         validators: dict[str, str] = {}
