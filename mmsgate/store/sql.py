@@ -123,6 +123,8 @@ class SqlStore(Store):
 
     #: the database's clock, in seconds since the epoch, as an SQL expression
     now_sql = ""
+    #: statements run before a job claim in its transaction (PostgreSQL: keep the planner on the ordered index)
+    claim_settings: tuple[Statement, ...] = ()
     #: guarded changes committed at once, each batch in its own transaction (SQLite has one writer)
     write_lanes = 1
     #: group commits of accepted messages and templates in flight at once (each on its own connection)
@@ -668,14 +670,15 @@ class SqlStore(Store):
             kind_values = [k.value for k in kinds]
         rows = await self._write(
             [
+                *self.claim_settings,
                 (
                     claim_statement("jobs", kind_filter, self.skip_locked)
                     + f" RETURNING {', '.join('jobs.' + c.strip() for c in JOB_COLUMNS.split(','))}",
                     (now, *kind_values, limit, now, *kind_values, limit, owner, now + lease_seconds, now, limit),
-                )
+                ),
             ]
         )
-        return sorted((job_row(r) for r in rows[0]), key=lambda j: (j.run_at, j.id))
+        return sorted((job_row(r) for r in rows[-1]), key=lambda j: (j.run_at, j.id))
 
     async def extend_leases(self, job_ids: Sequence[int], owner: str, *, lease_seconds: float) -> set[int]:
         now = time.time()
