@@ -106,8 +106,8 @@ class Core:
     blobs: BlobStore
     fallback: SmsFallback
 
-    async def report(self, report: DeliveryReport) -> None:
-        await self.delivery.report(report)
+    async def report(self, report: DeliveryReport) -> bool:
+        return await self.delivery.report(report)
 
     async def receive(self, message: InboundMms) -> str:
         return await self.inbound.receive(message)

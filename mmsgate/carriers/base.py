@@ -45,6 +45,8 @@ class DeliveryReport:
     """The gateway's submission id (the tracking id), for carriers that report with it."""
     code: str | None = None
     """The carrier's own status (MM7 ``MMStatus``), matched against the statuses that mean "cannot take MMS"."""
+    carried_by: tuple[int, str] | None = None
+    """(job id, lease owner) of the job that carries the report, ended by the write that records it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +81,9 @@ class InboundSink(Protocol):
 class CarrierSink(InboundSink, Protocol):
     """The core's side: carriers hand it what they receive."""
 
-    async def report(self, report: DeliveryReport) -> None: ...
+    async def report(self, report: DeliveryReport) -> bool:
+        """Record the report; True when that write also ended the job that ``report.carried_by`` names."""
+        ...
 
 
 class Carrier(abc.ABC):

@@ -30,6 +30,7 @@ from mmsgate.carriers.base import (
 from mmsgate.core.compose import Mms
 from mmsgate.core.model import Behaviour, Job, SandboxSubmission
 from mmsgate.errors import CarrierBusy, CarrierRejected
+from mmsgate.jobs.worker import SETTLED, Settled
 from mmsgate.store.base import Store
 
 NAME = "sandbox"
@@ -86,16 +87,16 @@ class SandboxReports:
         self.store = store
         self.sink = sink
 
-    async def run(self, job: Job) -> None:
+    async def run(self, job: Job) -> Settled | None:
         submission = await self.store.sandbox_submission(job.ref)
         if submission is None:
-            return
+            return None
         if submission.outcome is Behaviour.DELIVERS:
             await self.store.sandbox_deliver(submission.number, submission.carrier_message_id, submission.mms)
             status, details = ReportStatus.DELIVERED, "Message Delivered"
         else:
             status, details = ReportStatus.REJECTED, f"handset {submission.number} rejected the message"
-        await self.sink.report(
+        settled = await self.sink.report(
             DeliveryReport(
                 NAME,
                 submission.carrier_message_id,
@@ -103,8 +104,10 @@ class SandboxReports:
                 details,
                 extra={"operator-id": OPERATOR_ID},
                 submission_id=submission.submission_id,
+                carried_by=(job.id, job.lease_owner) if job.lease_owner else None,
             )
         )
+        return SETTLED if settled else None  # else the worker ends the job
 
     async def give_up(self, job: Job, error: Exception) -> None:
         """Nothing to record: the message stays submitted and expires (N103) if no report comes."""

@@ -255,6 +255,9 @@ class Step(msgspec.Struct, frozen=True):
     wake_job: bool = False
     """Set when a transition outside the message's job gives it work (a report that makes the message
     fall back to SMS): the job, waiting for the message's expiry, runs now."""
+    finish_job: tuple[int, str] | None = None
+    """(job id, lease owner): another running job that ends (done) in the same transaction, such as the
+    job that carried a delivery report."""
 
 
 @dataclass(frozen=True, slots=True)

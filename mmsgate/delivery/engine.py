@@ -289,6 +289,7 @@ class Delivery:
         close_job: bool = False,
         extra: dict[str, str] | None = None,
         job: tuple[int, str, float] | None = None,
+        finish_job: tuple[int, str] | None = None,
     ) -> bool:
         return await self.store.advance(
             Step(
@@ -308,12 +309,14 @@ class Delivery:
                 carrier_message_id=carrier_message_id,
                 close_job=close_job,
                 job=job,
+                finish_job=finish_job,
             )
         )
 
     # reports ----------------------------------------------------------------------------------
-    async def report(self, report: DeliveryReport) -> None:
-        """A carrier's delivery report: end the message (and its waiting job) as reported."""
+    async def report(self, report: DeliveryReport) -> bool:
+        """A carrier's delivery report: end the message (and its waiting job) as reported; True when that
+        write also ended the job that carried the report (``report.carried_by``)."""
         try:
             if report.submission_id is not None:
                 message = await self.store.find_message(report.submission_id)
@@ -333,5 +336,7 @@ class Delivery:
             elif self.fallback is None:
                 details += "; no SMS fallback is configured"
             elif await self.fallback.decide(message, details, wake=True):
-                return
-        await self._step(message, target, code, details, close_job=True, extra=report.extra)
+                return False
+        return await self._step(
+            message, target, code, details, close_job=True, extra=report.extra, finish_job=report.carried_by
+        )

@@ -628,6 +628,14 @@ class SqlStore(Store):
                     (now, now, JobKind.DELIVER.value, step.tracking_id),
                 )
             )
+        if step.finish_job is not None:
+            then.append(
+                (
+                    "UPDATE jobs SET state = 'done', lease_owner = NULL, lease_until = NULL, updated_at = ? "
+                    "WHERE id = ? AND lease_owner = ? AND state = 'running'",
+                    (now, *step.finish_job),
+                )
+            )
         if step.job is not None:
             job_id, owner, run_at = step.job
             then.append(

@@ -113,6 +113,32 @@ async def test_advance_without_close_job_leaves_the_job_waiting(store: Store, ca
     assert [j.id for j in await store.claim_jobs("w2", limit=10, lease_seconds=LEASE)] == [job.id]
 
 
+async def test_a_report_ends_the_job_that_carried_it_in_the_same_write(store: Store, caller: Caller) -> None:
+    tracking_id = await accepted(store, caller)
+    [job] = await store.claim_jobs("w1", limit=10, lease_seconds=LEASE)
+    assert await store.media_ready(tracking_id, [], code=None, status="Ready", details="x", submitting="sandbox")
+    assert await store.advance(Step(tracking_id, S.SUBMITTED, "N101", "Sent", "taken", carrier_message_id="c-9"))
+    assert await store.retry_job(job.id, "w1", run_at=utcnow() + timedelta(hours=1), error=None)
+    carrier = _submission(tracking_id, caller.to, report_at=time.time() - 1)
+    await store.sandbox_submit(carrier)
+    [report_job] = await store.claim_jobs("w2", limit=10, lease_seconds=LEASE)
+    assert report_job.kind is JobKind.SANDBOX_REPORT
+
+    delivered = Step(
+        tracking_id, S.DELIVERED, "N102", "Delivered", "r", close_job=True, finish_job=(report_job.id, "w2")
+    )
+    assert await store.advance(delivered)
+    assert not await store.finish_job(report_job.id, "w2")  # already done, by that write
+    assert not await store.retry_job(report_job.id, "w2", run_at=utcnow(), error=None)
+
+    # a step whose guard fails leaves the carrying job to its worker
+    assert await store.sandbox_submit(_submission("t-other", caller.to, report_at=time.time() - 1))
+    [other_job] = await store.claim_jobs("w3", limit=10, lease_seconds=LEASE)
+    late = Step(tracking_id, S.DELIVERED, "N102", "Delivered", "again", finish_job=(other_job.id, "w3"))
+    assert not await store.advance(late)
+    assert await store.finish_job(other_job.id, "w3")
+
+
 async def test_a_submit_not_taken_returns_to_media_ready(store: Store, caller: Caller) -> None:
     tracking_id = await accepted(store, caller)
     assert not await store.advance(Step(tracking_id, S.SUBMITTING, None, "Submitting", "too early"))
