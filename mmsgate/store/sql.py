@@ -63,7 +63,7 @@ from mmsgate.store.rows import (
     template_row,
 )
 
-__all__ = ["Params", "Row", "SqlStore", "Statement", "Unit", "changes_of"]
+__all__ = ["Params", "Row", "SqlStore", "Statement", "Unit", "changes_of", "grouped_statements"]
 
 
 _ALL_KINDS = frozenset(JobKind)
@@ -113,6 +113,16 @@ def changes_of(units: Sequence[Unit], applied: Sequence[bool]) -> dict[str, list
             for sql, params in then:
                 grouped.setdefault(sql, []).append(params)
     return grouped
+
+
+def grouped_statements(items: Sequence[Sequence[Statement]]) -> list[tuple[str, list[Params]]]:
+    """The statements of several writes (accepted messages, say) grouped by SQL text in order of first
+    use, each with its rows: one ``executemany`` each."""
+    grouped: dict[str, list[Params]] = {}
+    for statements in items:
+        for sql, params in statements:
+            grouped.setdefault(sql, []).append(params)
+    return list(grouped.items())
 
 
 class SqlStore(Store):
@@ -178,11 +188,7 @@ class SqlStore(Store):
             self._units = None
 
     async def _flush_group(self, items: list[list[Statement]]) -> list[None]:
-        grouped: dict[str, list[Params]] = {}
-        for statements in items:
-            for sql, params in statements:
-                grouped.setdefault(sql, []).append(params)
-        await self._write_many(list(grouped.items()))
+        await self._write_many(grouped_statements(items))
         return [None] * len(items)
 
     async def _group(self, statements: list[Statement]) -> None:

@@ -19,7 +19,7 @@ from typing import TypeVar
 
 from mmsgate.errors import Conflict, NotFound, StoreError, StoreUnavailable
 from mmsgate.store.migrate import apply_migrations
-from mmsgate.store.sql import Params, Row, Statement, Unit, changes_of
+from mmsgate.store.sql import Params, Row, Statement, Unit, changes_of, grouped_statements
 from mmsgate.store.sql_console import ConsoleSql
 from mmsgate.store.sqlite_writer import BUSY_TIMEOUT_MS, SqliteWriter, run_statements
 
@@ -172,11 +172,7 @@ def _run_many(conn: sqlite3.Connection, batches: Sequence[tuple[str, list[Params
 
 def _run_groups(conn: sqlite3.Connection, items: list[list[Statement]]) -> list[None]:
     """Statement lists (accepted messages and templates) run as one ``executemany`` per SQL text."""
-    grouped: dict[str, list[Params]] = {}
-    for statements in items:
-        for sql, params in statements:
-            grouped.setdefault(sql, []).append(params)
-    _run_many(conn, list(grouped.items()))
+    _run_many(conn, grouped_statements(items))
     return [None] * len(items)
 
 
