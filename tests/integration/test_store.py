@@ -345,3 +345,29 @@ async def test_sqlite_claim_of_some_kinds_reads_due_jobs_in_index_order(tmp_path
         conn.close()
     assert "jobs_due" in plan and "jobs_lease" in plan, plan
     assert "autoindex" not in plan and "TEMP B-TREE" not in plan, plan
+
+
+async def test_sqlite_claim_of_postbacks_reads_only_the_indexes_of_waiting_and_running_ones(tmp_path: Path) -> None:
+    """The postback claim walks postbacks_due (queued, by due time) and postbacks_lease (running, by lease
+    end) in order; delivered and failed postbacks are in neither."""
+    path = tmp_path / "plan.sqlite3"
+    store = SqliteStore(path)
+    await store.migrate()
+    condition = (
+        " AND NOT EXISTS (SELECT 1 FROM postbacks e WHERE e.subject_id = postbacks.subject_id "
+        "AND e.id < postbacks.id AND e.state IN ('queued', 'running'))"
+    )
+    sql = claim_statement("postbacks", condition, "")
+    conn = sqlite3.connect(path)
+    try:
+        params = (1e12, 10, 1e12, 10, "w", 1.0, 1.0, 10)
+        plan = " | ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, params))
+        partial = dict(
+            conn.execute("SELECT name, sql FROM sqlite_master WHERE name IN ('postbacks_due', 'postbacks_lease')")
+        )
+    finally:
+        conn.close()
+    assert "postbacks_due" in plan and "postbacks_lease" in plan, plan
+    assert "TEMP B-TREE" not in plan, plan
+    assert "WHERE state = 'queued'" in partial["postbacks_due"]
+    assert "WHERE state = 'running'" in partial["postbacks_lease"]
