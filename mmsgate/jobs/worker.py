@@ -194,7 +194,9 @@ class Worker:
             except StoreError as exc:
                 log.warning("cannot renew job leases: %s", exc)
                 continue
-            for lost in sorted(set(running) - held):
+            # a job whose own last write just released it is no longer running once that write is committed
+            still = {job.id for job in self._running.values()}
+            for lost in sorted((set(running) - held) & still):
                 log.warning("job %s: lease lost while it runs; another worker may run it too", lost)
 
     async def stop(self, grace: float = 10.0) -> None:
