@@ -1,20 +1,24 @@
-"""PostgreSQL backend: a psycopg 3 connection pool; jobs claimed with FOR UPDATE SKIP LOCKED.
+"""PostgreSQL backend: an asyncpg connection pool; jobs claimed with FOR UPDATE SKIP LOCKED.
 
-Several API and worker processes on several machines may share one database.
+Several API and worker processes on several machines may share one database. asyncpg prepares every
+statement once per connection and sends a batch of rows of one statement in one round trip, encoding
+them in C: a change of many rows costs a few microseconds of client CPU per row (bench/pipeline.py).
+Migrations run through yoyo, which uses psycopg.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
 import re
 from collections.abc import Callable, Sequence
+from typing import Any
 
+import asyncpg
 import msgspec
-import psycopg
-from psycopg import errors as pg_errors
-from psycopg_pool import AsyncConnectionPool
+from asyncpg import exceptions as pg_errors
 
 from mmsgate.core.model import Behaviour, Handset, Message, SandboxSubmission
 from mmsgate.errors import Conflict, NotFound, StoreError, StoreUnavailable
@@ -26,11 +30,23 @@ from mmsgate.store.sql_console import ConsoleSql
 from mmsgate.store.sql_delivery import SUBMISSION_COLUMNS, submission_row
 
 JOBS_CHANNEL = "mmsgate_jobs"
+CONNECT_TIMEOUT = 10.0
+ACQUIRE_TIMEOUT = 30.0  # a pool with every connection busy this long is as good as unavailable
 log = logging.getLogger("mmsgate.store")
 
 
+@functools.lru_cache(maxsize=1024)
 def _pg(sql: str) -> str:
-    return sql.replace("?", "%s")
+    """The statement with PostgreSQL's numbered placeholders ($1, $2, ...) for the store's ``?``."""
+    numbers = itertools.count(1)
+    return re.sub(r"\?", lambda _: f"${next(numbers)}", sql)
+
+
+@functools.lru_cache(maxsize=256)
+def _numbered_guard(sql: str) -> str:
+    """The guard, answering with the unit's number (one more parameter) for each row it returns: the
+    guards of several units run as one batch, and its rows say which units' guards held."""
+    return f"WITH guard AS ({_pg(sql)}) SELECT ${sql.count('?') + 1}::int FROM guard"
 
 
 _PLAIN_INSERT = re.compile(r"INSERT INTO (\w+) \(([\w, ]+)\) VALUES \([?, ]+\)")
@@ -41,7 +57,7 @@ _json = msgspec.json.Encoder()
 def _inserts_statement(statements: tuple[str, ...]) -> tuple[str, tuple[tuple[str, ...], ...]]:
     """One statement that inserts the rows of several plain INSERTs (what group commits carry), each
     table's rows passed as one JSON array of objects, and notifies the workers; with the column names of
-    each. In autocommit, one statement is one transaction: a group commit is one round trip."""
+    each. Outside a transaction, one statement is one transaction: a group commit is one round trip."""
     parts: list[str] = []
     columns: list[tuple[str, ...]] = []
     for n, sql in enumerate(statements):
@@ -51,20 +67,54 @@ def _inserts_statement(statements: tuple[str, ...]) -> tuple[str, tuple[tuple[st
         table, names = match.group(1), match.group(2)
         parts.append(
             f"w{n} AS (INSERT INTO {table} ({names}) SELECT {names} "
-            f"FROM json_populate_recordset(NULL::{table}, %s::json))"
+            f"FROM json_populate_recordset(NULL::{table}, ${n + 1}::json))"
         )
         columns.append(tuple(name.strip() for name in names.split(",")))
     return f"WITH {', '.join(parts)} SELECT pg_notify('{JOBS_CHANNEL}', '')", tuple(columns)
 
 
-def _translate(exc: psycopg.Error) -> StoreError:
-    if isinstance(exc, pg_errors.ForeignKeyViolation):
+#: failures that say the connection or the server is not there (now): the same call may work later
+_UNAVAILABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    pg_errors.PostgresConnectionError,
+    pg_errors.CannotConnectNowError,
+    pg_errors.TooManyConnectionsError,
+    pg_errors.OperatorInterventionError,
+    pg_errors.InsufficientResourcesError,
+)
+
+
+def _translate(exc: Exception) -> StoreError:
+    if isinstance(exc, pg_errors.ForeignKeyViolationError):
         return NotFound(str(exc))
-    if isinstance(exc, pg_errors.UniqueViolation):
+    if isinstance(exc, pg_errors.UniqueViolationError):
         return Conflict(str(exc))
-    if isinstance(exc, psycopg.DataError | psycopg.ProgrammingError | psycopg.IntegrityError):
+    if isinstance(
+        exc,
+        pg_errors.DataError
+        | pg_errors.IntegrityConstraintViolationError
+        | pg_errors.SyntaxOrAccessError
+        | pg_errors.FeatureNotSupportedError,
+    ):
         return StoreError(f"PostgreSQL refused the data: {exc}")  # the same data would fail again
+    if isinstance(exc, asyncpg.InterfaceError) and isinstance(exc, ValueError):
+        return StoreError(f"the data cannot be sent to PostgreSQL: {exc}")  # asyncpg's encoding refused it
     return StoreUnavailable(f"PostgreSQL: {exc}")
+
+
+_FAILURES = (asyncpg.PostgresError, *_UNAVAILABLE)
+
+
+async def _keep_session(_conn: asyncpg.Connection) -> None:
+    """A connection goes back to the pool as it is: the store sets nothing on a session (only SET LOCAL
+    in transactions) and listens on a connection of its own, so asyncpg's reset query would be one more
+    round trip per use for nothing. (asyncpg still rolls back a transaction left open.)"""
+
+
+def _rows(records: Sequence[asyncpg.Record]) -> list[Row]:
+    return [tuple(record) for record in records]
 
 
 class PostgresStore(ConsoleSql):
@@ -84,20 +134,23 @@ class PostgresStore(ConsoleSql):
         super().__init__(group_commit_max=group_commit_max)
         self.url = url
         self._pool_size = pool_size
-        self._pool: AsyncConnectionPool | None = None
+        self._pool: asyncpg.Pool | None = None
         self._watchers: list[asyncio.Task[None]] = []
         self._messages: Lookups[str, Row] = Lookups(self._messages_by_id)
         self._handsets: Lookups[str, Row] = Lookups(self._handsets_by_number)
         self._submissions: Lookups[str, Row] = Lookups(self._submissions_by_key)
 
     async def open(self) -> None:
-        pool = AsyncConnectionPool(
-            self.url, min_size=1, max_size=self._pool_size, open=False, kwargs={"autocommit": True}
-        )
         try:
-            await pool.open(wait=True, timeout=10)
-        except (psycopg.Error, TimeoutError) as exc:
-            await pool.close()
+            pool = await asyncpg.create_pool(
+                self.url,
+                min_size=1,
+                max_size=self._pool_size,
+                timeout=CONNECT_TIMEOUT,
+                statement_cache_size=512,
+                reset=_keep_session,
+            )
+        except (*_FAILURES, ValueError) as exc:
             raise StoreUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
         self._pool = pool
         await self._start_group_commit()
@@ -122,14 +175,23 @@ class PostgresStore(ConsoleSql):
         """LISTEN on its own connection, reconnecting after a failure; polling covers any gap."""
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(self.url, autocommit=True) as conn:
-                    await conn.execute(f"LISTEN {JOBS_CHANNEL}")
-                    listener()  # anything committed while not listening is claimed now
-                    async for _ in conn.notifies():
-                        listener()
-            except psycopg.Error as exc:
+                await self._listen_once(listener)
+                log.warning("the connection listening for new jobs closed; polling until it is back")
+            except _FAILURES as exc:
                 log.warning("listening for new jobs failed (%s); polling until it is back", exc)
-                await asyncio.sleep(1.0)
+            await asyncio.sleep(1.0)
+
+    async def _listen_once(self, listener: Callable[[], None]) -> None:
+        """Listen until the connection closes."""
+        conn = await asyncpg.connect(self.url, timeout=CONNECT_TIMEOUT)
+        try:
+            lost = asyncio.Event()
+            conn.add_termination_listener(lambda _conn: lost.set())
+            await conn.add_listener(JOBS_CHANNEL, lambda *_: listener())
+            listener()  # anything committed while not listening is claimed now
+            await lost.wait()
+        finally:
+            conn.terminate()
 
     async def find_message(self, tracking_id: str) -> Message:
         # the jobs a worker claimed together each read their message at once: one query for all
@@ -171,27 +233,25 @@ class PostgresStore(ConsoleSql):
             found[row[0]] = found[row[1]] = row
         return found
 
-    def _require_pool(self) -> AsyncConnectionPool:
+    def _require_pool(self) -> asyncpg.Pool:
         if self._pool is None:
             raise RuntimeError("store is not open")
         return self._pool
 
     async def _read(self, sql: str, params: Params = ()) -> list[Row]:
         try:
-            async with self._require_pool().connection() as conn:
-                cur = await conn.execute(_pg(sql), params)
-                return await cur.fetchall()
-        except psycopg.Error as exc:
+            async with self._require_pool().acquire(timeout=ACQUIRE_TIMEOUT) as conn:
+                return _rows(await conn.fetch(_pg(sql), *params))
+        except _FAILURES as exc:
             raise _translate(exc) from exc
 
     async def _write(self, statements: Sequence[Statement]) -> list[list[Row]]:
         results: list[list[Row]] = []
         try:
-            async with self._require_pool().connection() as conn, conn.transaction():
+            async with self._require_pool().acquire(timeout=ACQUIRE_TIMEOUT) as conn, conn.transaction():
                 for sql, params in statements:
-                    cur = await conn.execute(_pg(sql), params)
-                    results.append(await cur.fetchall() if cur.description else [])
-        except psycopg.Error as exc:
+                    results.append(_rows(await conn.fetch(_pg(sql), *params)))
+        except _FAILURES as exc:
             raise _translate(exc) from exc
         return results
 
@@ -199,29 +259,40 @@ class PostgresStore(ConsoleSql):
         # group commits carry new jobs: the statement tells the workers of every process (on commit)
         try:
             statement, columns = _inserts_statement(tuple(sql for sql, _ in batches))
-            async with self._require_pool().connection() as conn:
+            async with self._require_pool().acquire(timeout=ACQUIRE_TIMEOUT) as conn:
                 await conn.execute(
                     statement,
-                    [
+                    *(
                         _json.encode([dict(zip(names, row, strict=True)) for row in rows]).decode()
                         for names, (_, rows) in zip(columns, batches, strict=True)
-                    ],
+                    ),
                 )
-        except psycopg.Error as exc:
+        except _FAILURES as exc:
             raise _translate(exc) from exc
 
     async def _apply_units(self, units: Sequence[Unit]) -> list[bool]:
-        # pipelined: every guard is sent at once, then the changes of the units whose guard held, grouped
-        # by statement, so a batch costs a few round trips instead of one per statement
+        # the guards of one statement run as one batch (one round trip), answering with the numbers of
+        # the units whose guard held; then the changes of those units, one batch per statement
+        applied = [guard is None for guard, _ in units]
+        guards: dict[str, list[tuple[Any, ...]]] = {}
+        for number, (guard, _) in enumerate(units):
+            if guard is not None:
+                guards.setdefault(guard[0], []).append((*guard[1], number))
         try:
-            async with self._require_pool().connection() as conn, conn.transaction(), conn.pipeline():
-                guards = [
-                    await conn.execute(_pg(guard[0]), guard[1]) if guard is not None else None for guard, _ in units
-                ]
-                applied = [True if cur is None else bool(await cur.fetchall()) for cur in guards]
-                cur = conn.cursor()
-                for sql, rows in changes_of(units, applied).items():
-                    await cur.executemany(_pg(sql), rows)
-        except psycopg.Error as exc:
+            async with self._require_pool().acquire(timeout=ACQUIRE_TIMEOUT) as conn, conn.transaction():
+                for sql, rows in guards.items():
+                    held = (
+                        await conn.fetch(_numbered_guard(sql), *rows[0])
+                        if len(rows) == 1
+                        else await conn.fetchmany(_numbered_guard(sql), rows)
+                    )
+                    for record in held:
+                        applied[record[0]] = True
+                for sql, params in changes_of(units, applied).items():
+                    if len(params) == 1:
+                        await conn.execute(_pg(sql), *params[0])
+                    else:
+                        await conn.executemany(_pg(sql), params)
+        except _FAILURES as exc:
             raise _translate(exc) from exc
         return applied

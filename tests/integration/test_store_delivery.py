@@ -455,6 +455,35 @@ async def test_workers_of_other_processes_hear_of_new_jobs(pg_url: str) -> None:
         await api.close()
 
 
+@pytest.mark.postgres
+async def test_a_listener_whose_connection_dies_listens_again(pg_url: str) -> None:
+    """The server ends the listening session (a restart, an administrator): the store connects again,
+    says so (anything committed meanwhile is claimed), and hears the next accept."""
+    from mmsgate.store.postgres import PostgresStore
+
+    api, worker = PostgresStore(pg_url), PostgresStore(pg_url)
+    await api.open()
+    await worker.open()
+    try:
+        heard = asyncio.Event()
+        await worker.watch_jobs(heard.set)
+        await asyncio.wait_for(heard.wait(), 10)
+        heard.clear()
+        ended = await api._read(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND query LIKE 'LISTEN%' AND pid <> pg_backend_pid()"
+        )
+        assert ended == [(True,)]
+        await asyncio.wait_for(heard.wait(), 10)  # listening again
+        heard.clear()
+        caller = await provision(api)
+        await api.accept_message(make_message(caller))
+        await asyncio.wait_for(heard.wait(), 10)
+    finally:
+        await worker.close()
+        await api.close()
+
+
 async def test_prune_deletes_only_what_is_over(store: Store, caller: Caller) -> None:
     # a message delivered (job and postback finished), another still waiting (job queued, postback queued)
     done, waiting = await accepted(store, caller, 1), await accepted(store, caller, 2)
