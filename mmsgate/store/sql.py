@@ -44,6 +44,8 @@ from mmsgate.store.rows import (
     MESSAGE_READ_COLUMNS,
     OUTBOX_INSERT,
     PART_COLUMNS,
+    QUEUED,
+    RUNNING,
     TEMPLATE_COLUMNS,
     Params,
     Row,
@@ -623,23 +625,23 @@ class SqlStore(Store):
         if step.close_job:
             then.append(
                 (
-                    "UPDATE jobs SET state = 'done', updated_at = ? WHERE kind = ? AND ref = ? AND state = 'queued'",
-                    (now, JobKind.DELIVER.value, step.tracking_id),
+                    "UPDATE jobs SET state = 'done', updated_at = ? WHERE kind = ? AND ref = ? AND state = ?",
+                    (now, JobKind.DELIVER.value, step.tracking_id, QUEUED),
                 )
             )
         if step.wake_job:
             then.append(
                 (
-                    "UPDATE jobs SET run_at = ?, updated_at = ? WHERE kind = ? AND ref = ? AND state = 'queued'",
-                    (now, now, JobKind.DELIVER.value, step.tracking_id),
+                    "UPDATE jobs SET run_at = ?, updated_at = ? WHERE kind = ? AND ref = ? AND state = ?",
+                    (now, now, JobKind.DELIVER.value, step.tracking_id, QUEUED),
                 )
             )
         if step.finish_job is not None:
             then.append(
                 (
                     "UPDATE jobs SET state = 'done', lease_owner = NULL, lease_until = NULL, updated_at = ? "
-                    "WHERE id = ? AND lease_owner = ? AND state = 'running'",
-                    (now, *step.finish_job),
+                    "WHERE id = ? AND lease_owner = ? AND state = ?",
+                    (now, *step.finish_job, RUNNING),
                 )
             )
         if step.job is not None:
@@ -647,8 +649,8 @@ class SqlStore(Store):
             then.append(
                 (
                     "UPDATE jobs SET state = 'queued', run_at = ?, lease_owner = NULL, lease_until = NULL, "
-                    "updated_at = ? WHERE id = ? AND lease_owner = ? AND state = 'running'",
-                    (run_at, now, job_id, owner),
+                    "updated_at = ? WHERE id = ? AND lease_owner = ? AND state = ?",
+                    (run_at, now, job_id, owner, RUNNING),
                 )
             )
         guard: Statement = (
@@ -702,9 +704,9 @@ class SqlStore(Store):
             rows = await self._write(
                 [
                     (
-                        "UPDATE jobs SET lease_until = ?, updated_at = ? WHERE lease_owner = ? AND state = 'running' "
+                        "UPDATE jobs SET lease_until = ?, updated_at = ? WHERE lease_owner = ? AND state = ? "
                         f"AND id IN ({', '.join('?' for _ in chunk)}) RETURNING id",
-                        (now + lease_seconds, now, owner, *chunk),
+                        (now + lease_seconds, now, owner, RUNNING, *chunk),
                     )
                 ]
             )
@@ -715,8 +717,8 @@ class SqlStore(Store):
         return await self._unit(
             (
                 "UPDATE jobs SET state = 'done', lease_owner = NULL, lease_until = NULL, updated_at = ? "
-                "WHERE id = ? AND lease_owner = ? AND state = 'running' RETURNING id",
-                (time.time(), job_id, owner),
+                "WHERE id = ? AND lease_owner = ? AND state = ? RETURNING id",
+                (time.time(), job_id, owner, RUNNING),
             )
         )
 
@@ -725,7 +727,7 @@ class SqlStore(Store):
             (
                 "UPDATE jobs SET state = 'queued', run_at = ?, lease_owner = NULL, lease_until = NULL, "
                 "last_error = COALESCE(?, last_error), updated_at = ? "
-                "WHERE id = ? AND lease_owner = ? AND state = 'running' RETURNING id",
-                (run_at.timestamp(), error, time.time(), job_id, owner),
+                "WHERE id = ? AND lease_owner = ? AND state = ? RETURNING id",
+                (run_at.timestamp(), error, time.time(), job_id, owner, RUNNING),
             )
         )

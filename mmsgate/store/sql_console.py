@@ -17,7 +17,7 @@ from mmsgate.core.model import (
     from_epoch,
 )
 from mmsgate.store.base import ConsoleUpload, KnownHandset, MessageQuery, PostbackAttempt, PostbackRecord
-from mmsgate.store.rows import MESSAGE_READ_COLUMNS, TEMPLATE_COLUMNS, Params, message_row, template_row
+from mmsgate.store.rows import MESSAGE_READ_COLUMNS, RUNNING, TEMPLATE_COLUMNS, Params, message_row, template_row
 from mmsgate.store.sql_delivery import DeliverySql
 
 CONSOLE_PASSWORD = "console_password"
@@ -87,8 +87,8 @@ class ConsoleSql(DeliverySql):
             (
                 "UPDATE postbacks SET state = ?, run_at = COALESCE(?, run_at), lease_owner = NULL, "
                 "lease_until = NULL, last_error = COALESCE(?, last_error), updated_at = ? "
-                "WHERE id = ? AND lease_owner = ? AND state = 'running' RETURNING id",
-                (state, run_at, attempt.error, now, attempt.postback_id, owner),
+                "WHERE id = ? AND lease_owner = ? AND state = ? RETURNING id",
+                (state, run_at, attempt.error, now, attempt.postback_id, owner, RUNNING),
             ),
             (
                 _ATTEMPT_INSERT,

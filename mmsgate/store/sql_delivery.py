@@ -32,6 +32,7 @@ from mmsgate.sms.base import SmsReceipt, candidate_ids, normalise_id
 from mmsgate.store.rows import (
     MESSAGE_READ_COLUMNS,
     POSTBACK_COLUMNS,
+    RUNNING,
     Row,
     Statement,
     event_statement,
@@ -216,8 +217,8 @@ class DeliverySql(SqlStore):
             (
                 "UPDATE postbacks SET state = ?, lease_owner = NULL, lease_until = NULL, "
                 "last_error = COALESCE(?, last_error), updated_at = ? "
-                "WHERE id = ? AND lease_owner = ? AND state = 'running' RETURNING id",
-                ("delivered" if delivered else "failed", error, time.time(), postback_id, owner),
+                "WHERE id = ? AND lease_owner = ? AND state = ? RETURNING id",
+                ("delivered" if delivered else "failed", error, time.time(), postback_id, owner, RUNNING),
             )
         )
 
@@ -225,8 +226,8 @@ class DeliverySql(SqlStore):
         return await self._unit(
             (
                 "UPDATE postbacks SET state = 'queued', run_at = ?, lease_owner = NULL, lease_until = NULL, "
-                "last_error = ?, updated_at = ? WHERE id = ? AND lease_owner = ? AND state = 'running' RETURNING id",
-                (run_at.timestamp(), error, time.time(), postback_id, owner),
+                "last_error = ?, updated_at = ? WHERE id = ? AND lease_owner = ? AND state = ? RETURNING id",
+                (run_at.timestamp(), error, time.time(), postback_id, owner, RUNNING),
             )
         )
 

@@ -9,14 +9,15 @@ from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
+import asyncpg
 import msgspec
 import pytest
 
 from mmsgate.core.codes import JobKind, MessageState, TemplateState
-from mmsgate.core.model import Job, Media, MediaKind, Message, NumberKind, Sending, Slide, Template, utcnow
+from mmsgate.core.model import Job, Media, MediaKind, Message, NumberKind, Sending, Slide, Step, Template, utcnow
 from mmsgate.errors import Conflict, NotFound
 from mmsgate.store.base import Store
-from mmsgate.store.postgres import PostgresStore
+from mmsgate.store.postgres import PostgresStore, _pg
 from mmsgate.store.sql import claim_statement
 from mmsgate.store.sqlite import SqliteStore
 from tests.conftest import Caller, provision
@@ -371,3 +372,41 @@ async def test_sqlite_claim_of_postbacks_reads_only_the_indexes_of_waiting_and_r
     assert "TEMP B-TREE" not in plan, plan
     assert "WHERE state = 'queued'" in partial["postbacks_due"]
     assert "WHERE state = 'running'" in partial["postbacks_lease"]
+
+
+@pytest.mark.postgres
+async def test_postgres_changes_of_one_job_use_its_key_even_in_plans_made_on_an_empty_table(pg_url: str) -> None:
+    """A delivery report closes the message's waiting job and ends the job that carried it. The plans that
+    a connection prepares while the tables are nearly empty stay in use: they must look the job up by
+    its key, not read the partial index of every queued (or running) job (8 ms a change with 8,500 jobs
+    queued)."""
+    step = Step(
+        "msg-1",
+        MessageState.DELIVERED,
+        "N102",
+        "Delivered",
+        "x",
+        close_job=True,
+        wake_job=True,
+        finish_job=(7, "w1"),
+        job=(8, "w1", 1.0),
+    )
+    unit = PostgresStore(pg_url)._step_unit(step, time.time())
+    assert unit is not None
+    changes = [(sql, params) for sql, params in unit[1] if sql.startswith("UPDATE jobs")]
+    assert len(changes) == 4
+    conn = await asyncpg.connect(pg_url)
+    try:
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        plans: dict[str, str] = {}
+        for n, (sql, params) in enumerate(changes):
+            await conn.execute(f"PREPARE change{n} AS {_pg(sql)}")
+            arguments = ", ".join(str(p) if isinstance(p, int | float) else f"'{p}'" for p in params)
+            rows = await conn.fetch(f"EXPLAIN EXECUTE change{n}({arguments})")
+            plans[sql] = " | ".join(row[0] for row in rows)
+    finally:
+        await conn.close()
+    for sql, plan in plans.items():
+        key = "jobs_kind_ref_key" if "ref = ?" in sql else "jobs_pkey"
+        assert key in plan, (sql, plan)
+        assert "jobs_due" not in plan and "jobs_lease" not in plan, (sql, plan)
