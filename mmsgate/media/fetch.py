@@ -9,6 +9,7 @@ goes to the checked address.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -108,8 +109,12 @@ class Fetcher:
         )
         self.requests = 0
         """Requests sent to origins (for tests and metrics)."""
+        self._fetching: dict[tuple[str, MediaKind, bool], asyncio.Task[Fetched]] = {}
 
     async def aclose(self) -> None:
+        for task in self._fetching.values():
+            task.cancel()
+        await asyncio.gather(*self._fetching.values(), return_exceptions=True)
         await self._client.aclose()
 
     async def fetch(self, url: str, kind: MediaKind, *, use_cache: bool = True) -> Fetched:
@@ -124,9 +129,31 @@ class Fetcher:
                         f"{url}: {len(found.body)} bytes; the limit for {kind.value} is {self.limits.cap(kind)}",
                     )
                 return found
+        if use_cache and self.cache is not None:
+            recent = self.cache.recent(url)
+            if recent is not None and time.time() - recent.header.fetched_at < self.fresh_seconds:
+                return Fetched(url, recent.body, recent.header.content_type, from_cache=True)
+        # the messages of a campaign name the same picture, and start together: one fetch serves them all
+        # (the first of them may be cancelled; the others still get the answer)
+        key = (url, kind, use_cache)
+        task = self._fetching.get(key)
+        if task is None:
+            task = asyncio.create_task(self._fetch(url, kind, use_cache), name=f"fetch {url}")
+            self._fetching[key] = task
+            task.add_done_callback(functools.partial(self._fetched, key))
+        return await asyncio.shield(task)
+
+    def _fetched(self, key: tuple[str, MediaKind, bool], task: asyncio.Task[Fetched]) -> None:
+        if self._fetching.get(key) is task:
+            del self._fetching[key]
+        if not task.cancelled():
+            task.exception()  # retrieved: a failure nobody waits for any more is not reported as lost
+
+    async def _fetch(self, url: str, kind: MediaKind, use_cache: bool) -> Fetched:
+        rules = RULES[kind]
         cached = None
         if use_cache and self.cache is not None:
-            cached = self.cache.recent(url) or await asyncio.to_thread(self.cache.get, url)
+            cached = await asyncio.to_thread(self.cache.get, url)
             if cached is not None and time.time() - cached.header.fetched_at < self.fresh_seconds:
                 return Fetched(url, cached.body, cached.header.content_type, from_cache=True)
         validators: dict[str, str] = {}

@@ -604,3 +604,50 @@ async def test_guard_resolves_names_and_checks_every_address() -> None:
         await AddressGuard().resolve("no-such-host.invalid", 80)
     assert await LOOPBACK.resolve("localhost", 80) == ipaddress.ip_address("127.0.0.1")
     assert await AddressGuard().resolve("93.184.216.34", 80) == ipaddress.ip_address("93.184.216.34")
+
+
+# messages that need one URL at once ----------------------------------------------------------------
+async def test_concurrent_fetches_of_one_url_share_one_request(origin: Origin, fetcher: Fetcher) -> None:
+    """A campaign's messages start together and all name one picture: the origin is asked once."""
+    body = samples.jpeg(320, 240)
+    release = asyncio.Event()
+
+    async def slow(_request: object) -> Reply:
+        await release.wait()
+        return file_reply(body, "image/jpeg")
+
+    url = origin.route("/campaign.jpg", slow)
+    fetches = [asyncio.create_task(fetcher.fetch(url, K.IMAGE)) for _ in range(12)]
+    await wait_for(lambda: origin.count("/campaign.jpg") >= 1, what="the first request")
+    release.set()
+    results = await asyncio.gather(*fetches)
+    assert {r.body for r in results} == {body}
+    assert origin.count("/campaign.jpg") == 1
+    assert fetcher.requests == 1
+    # once answered, the next message asks again (no cache here): sharing is only among those waiting
+    await fetcher.fetch(url, K.IMAGE)
+    assert origin.count("/campaign.jpg") == 2
+
+
+async def test_a_shared_fetch_survives_its_first_callers_cancellation_and_shares_failures(
+    origin: Origin, fetcher: Fetcher
+) -> None:
+    release = asyncio.Event()
+
+    async def slow(_request: object) -> Reply:
+        await release.wait()
+        return status_reply(503)
+
+    url = origin.route("/busy.jpg", slow)
+    first = asyncio.create_task(fetcher.fetch(url, K.IMAGE))
+    await wait_for(lambda: origin.count("/busy.jpg") == 1, what="the first request")
+    second = asyncio.create_task(fetcher.fetch(url, K.IMAGE))
+    await asyncio.sleep(0)  # one turn of the loop: the second caller starts and joins the request under way
+    first.cancel()
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    with pytest.raises(MediaError) as failed:
+        await second
+    assert failed.value.code == FETCH_FAILED[K.IMAGE] and failed.value.retryable
+    assert origin.count("/busy.jpg") == 1

@@ -613,14 +613,16 @@ async def test_refused_content_does_not_break_the_process_pool(tmp_path: Path, o
 
 @pytest.mark.parametrize("cached", [True, False], ids=["cache", "no-cache"])
 async def test_concurrent_messages_with_the_same_media_all_succeed(bench: Bench, origin: Origin, cached: bool) -> None:
-    """The same URL fetched (and cached) and stored as the same blob by several messages at once."""
+    """The same URL needed (and cached) and stored as the same blob by several messages at once. (How
+    many requests reach the origin depends on how their fetches overlap: those under way together share
+    one, as test_media_fetch shows.)"""
     source = samples.jpeg(320, 240)
     slides = [image_slide(origin.route("/same.jpg", file_reply(source, "image/jpeg")))]
     stage = bench.stage(cache=bench.cache() if cached else None, fresh_seconds=0.0)
     results = await asyncio.gather(
         *(stage.prepare(f"m-{i}", slides, adapt_images=True, transcode_av=False) for i in range(12))
     )
-    assert origin.count("/same.jpg") == 12
+    assert 1 <= origin.count("/same.jpg") < 12
     assert {r.parts[0].sha256 for r in results} == {results[0].parts[0].sha256}
     assert bench.blobs.get(results[0].parts[0].sha256) == source
     leftovers = [p.name for p in (bench.tmp / "blobs").rglob("*.tmp")] + [
