@@ -19,11 +19,13 @@ from typing import Any
 import asyncpg
 import msgspec
 from asyncpg import exceptions as pg_errors
+from asyncpg.pool import PoolConnectionProxy
 
 from mmsgate.core.model import Behaviour, Handset, Message, SandboxSubmission
 from mmsgate.errors import Conflict, NotFound, StoreError, StoreUnavailable
 from mmsgate.store.lookups import Lookups
 from mmsgate.store.migrate import apply_migrations
+from mmsgate.store.pg_units import FusedBatch, fusible
 from mmsgate.store.rows import MESSAGE_READ_COLUMNS, message_row
 from mmsgate.store.sql import Params, Row, Statement, Unit, changes_of
 from mmsgate.store.sql_console import ConsoleSql
@@ -113,6 +115,11 @@ async def _keep_session(_conn: asyncpg.Connection) -> None:
     round trip per use for nothing. (asyncpg still rolls back a transaction left open.)"""
 
 
+def _type_name(kind: Any) -> str:
+    """An SQL name of a parameter's type as asyncpg describes it (a ``Type``: oid, name, kind, schema)."""
+    return str(kind.name) if kind.schema == "pg_catalog" else f'"{kind.schema}"."{kind.name}"'
+
+
 def _rows(records: Sequence[asyncpg.Record]) -> list[Row]:
     return [tuple(record) for record in records]
 
@@ -121,10 +128,6 @@ class PostgresStore(ConsoleSql):
     """The store for deployments that scale across processes and machines."""
 
     skip_locked = " FOR UPDATE SKIP LOCKED"
-    # a queue's newest rows lie past the statistics of the last ANALYZE, so the planner guesses a handful
-    # of due jobs and reads them all with a bitmap scan, then sorts them: with a backlog of 18,000 jobs,
-    # 11-23 ms a claim (bench/pipeline.py). The ordered partial index reads only the rows it takes (1.7 ms).
-    claim_settings = (("SET LOCAL enable_bitmapscan = off", ()),)
     now_sql = "EXTRACT(EPOCH FROM clock_timestamp())::float8"
     write_lanes = 3
     accept_lanes = 6  # an accept batch is one round trip: more in flight keep the event loop busy
@@ -135,10 +138,13 @@ class PostgresStore(ConsoleSql):
         self.url = url
         self._pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
+        self._claims: asyncpg.Pool | None = None
+        self._claims_opening: asyncio.Lock | None = None
         self._watchers: list[asyncio.Task[None]] = []
         self._messages: Lookups[str, Row] = Lookups(self._messages_by_id)
         self._handsets: Lookups[str, Row] = Lookups(self._handsets_by_number)
         self._submissions: Lookups[str, Row] = Lookups(self._submissions_by_key)
+        self._parameter_types: dict[str, tuple[str, ...]] = {}
 
     async def open(self) -> None:
         try:
@@ -161,6 +167,9 @@ class PostgresStore(ConsoleSql):
         await asyncio.gather(*self._watchers, return_exceptions=True)
         self._watchers.clear()
         await self._stop_group_commit()
+        if self._claims is not None:
+            await self._claims.close()
+            self._claims = None
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
@@ -245,7 +254,42 @@ class PostgresStore(ConsoleSql):
         except _FAILURES as exc:
             raise _translate(exc) from exc
 
+    async def _claim_pool(self) -> asyncpg.Pool:
+        """The connections that claim jobs, opened at the first claim (an API process never claims).
+
+        A queue's newest rows lie past the statistics of the last ANALYZE, so the planner guesses a handful
+        of due jobs and reads them all with a bitmap scan, then sorts them: with a backlog of 18,000 jobs,
+        11-23 ms a claim (bench/pipeline.py). These sessions plan without bitmap scans, so a claim reads the
+        ordered partial index, only the rows it takes (1.7 ms), in one round trip (no transaction to set
+        it in)."""
+        if self._claims is not None:
+            return self._claims
+        if self._claims_opening is None:
+            self._claims_opening = asyncio.Lock()
+        async with self._claims_opening:
+            if self._claims is None:
+                self._claims = await asyncpg.create_pool(
+                    self.url,
+                    min_size=1,
+                    max_size=2,
+                    timeout=CONNECT_TIMEOUT,
+                    statement_cache_size=16,
+                    reset=_keep_session,
+                    server_settings={"enable_bitmapscan": "off"},
+                )
+            return self._claims
+
+    async def _claim(self, statement: Statement) -> list[Row]:
+        sql, params = statement
+        try:
+            async with (await self._claim_pool()).acquire(timeout=ACQUIRE_TIMEOUT) as conn:
+                return _rows(await conn.fetch(_pg(sql), *params))
+        except _FAILURES as exc:
+            raise _translate(exc) from exc
+
     async def _write(self, statements: Sequence[Statement]) -> list[list[Row]]:
+        if len(statements) == 1:  # one statement is one transaction: no BEGIN and COMMIT round trips
+            return [await self._read(*statements[0])]
         results: list[list[Row]] = []
         try:
             async with self._require_pool().acquire(timeout=ACQUIRE_TIMEOUT) as conn, conn.transaction():
@@ -271,6 +315,39 @@ class PostgresStore(ConsoleSql):
             raise _translate(exc) from exc
 
     async def _apply_units(self, units: Sequence[Unit]) -> list[bool]:
+        # the units whose statements can be rewritten run as one statement (one round trip); any others,
+        # statement by statement in a transaction of their own
+        fused = [n for n, unit in enumerate(units) if fusible(unit)]
+        stepwise = [n for n, unit in enumerate(units) if not fusible(unit)]
+        applied = [False] * len(units)
+        try:
+            async with self._require_pool().acquire(timeout=ACQUIRE_TIMEOUT) as conn:
+                if fused:
+                    held = await self._apply_fused(conn, [units[n] for n in fused])
+                    for n, ok in zip(fused, held, strict=True):
+                        applied[n] = ok
+                if stepwise:
+                    held = await self._apply_stepwise(conn, [units[n] for n in stepwise])
+                    for n, ok in zip(stepwise, held, strict=True):
+                        applied[n] = ok
+        except _FAILURES as exc:
+            raise _translate(exc) from exc
+        return applied
+
+    async def _apply_fused(self, conn: PoolConnectionProxy, units: Sequence[Unit]) -> list[bool]:
+        for sql in {sql for unit in units for sql, _ in (*([unit.guard] if unit.guard else ()), *unit.then)}:
+            if sql not in self._parameter_types:
+                statement = await conn.prepare(_pg(sql))
+                self._parameter_types[sql] = tuple(_type_name(t) for t in statement.get_parameters())
+        batch = FusedBatch(units, self._parameter_types.__getitem__)
+        applied = batch.applied([record[0] for record in await conn.fetch(batch.statement, *batch.arguments)])
+        again = batch.unheld(applied)
+        if again:  # a guard that did not hold may have lost its row to another unit of the batch
+            for n, ok in zip(again, await self._apply_stepwise(conn, [units[n] for n in again]), strict=True):
+                applied[n] = ok
+        return applied
+
+    async def _apply_stepwise(self, conn: PoolConnectionProxy, units: Sequence[Unit]) -> list[bool]:
         # the guards of one statement run as one batch (one round trip), answering with the numbers of
         # the units whose guard held; then the changes of those units, one batch per statement
         applied = [guard is None for guard, _ in units]
@@ -278,21 +355,18 @@ class PostgresStore(ConsoleSql):
         for number, (guard, _) in enumerate(units):
             if guard is not None:
                 guards.setdefault(guard[0], []).append((*guard[1], number))
-        try:
-            async with self._require_pool().acquire(timeout=ACQUIRE_TIMEOUT) as conn, conn.transaction():
-                for sql, rows in guards.items():
-                    held = (
-                        await conn.fetch(_numbered_guard(sql), *rows[0])
-                        if len(rows) == 1
-                        else await conn.fetchmany(_numbered_guard(sql), rows)
-                    )
-                    for record in held:
-                        applied[record[0]] = True
-                for sql, params in changes_of(units, applied).items():
-                    if len(params) == 1:
-                        await conn.execute(_pg(sql), *params[0])
-                    else:
-                        await conn.executemany(_pg(sql), params)
-        except _FAILURES as exc:
-            raise _translate(exc) from exc
+        async with conn.transaction():
+            for sql, rows in guards.items():
+                held = (
+                    await conn.fetch(_numbered_guard(sql), *rows[0])
+                    if len(rows) == 1
+                    else await conn.fetchmany(_numbered_guard(sql), rows)
+                )
+                for record in held:
+                    applied[record[0]] = True
+            for sql, params in changes_of(units, applied).items():
+                if len(params) == 1:
+                    await conn.execute(_pg(sql), *params[0])
+                else:
+                    await conn.executemany(_pg(sql), params)
         return applied

@@ -135,8 +135,6 @@ class SqlStore(Store):
 
     #: the database's clock, in seconds since the epoch, as an SQL expression
     now_sql = ""
-    #: statements run before a job claim in its transaction (PostgreSQL: keep the planner on the ordered index)
-    claim_settings: tuple[Statement, ...] = ()
     #: guarded changes committed at once, each batch in its own transaction (SQLite has one writer)
     write_lanes = 1
     #: group commits of accepted messages and templates in flight at once (each on its own connection)
@@ -171,6 +169,10 @@ class SqlStore(Store):
     async def _apply_units(self, units: Sequence[Unit]) -> list[bool]:
         """Run the units in one transaction: every guard first, in order, then the statements of the
         units whose guard returned a row, grouped by statement (:func:`changes_of`)."""
+
+    async def _claim(self, statement: Statement) -> list[Row]:
+        """Run a job claim (one statement); return its rows."""
+        return (await self._write([statement]))[0]
 
     async def _start_group_commit(self) -> None:
         committer = GroupCommitter(
@@ -684,17 +686,14 @@ class SqlStore(Store):
             # job of the kind, done ones included, instead of the due ones in jobs_due order
             kind_filter = f" AND {self.unindexed('kind')} IN ({', '.join('?' for _ in kinds)})"
             kind_values = [k.value for k in kinds]
-        rows = await self._write(
-            [
-                *self.claim_settings,
-                (
-                    claim_statement("jobs", kind_filter, self.skip_locked)
-                    + f" RETURNING {', '.join('jobs.' + c.strip() for c in JOB_COLUMNS.split(','))}",
-                    (now, *kind_values, limit, now, *kind_values, limit, owner, now + lease_seconds, now, limit),
-                ),
-            ]
+        rows = await self._claim(
+            (
+                claim_statement("jobs", kind_filter, self.skip_locked)
+                + f" RETURNING {', '.join('jobs.' + c.strip() for c in JOB_COLUMNS.split(','))}",
+                (now, *kind_values, limit, now, *kind_values, limit, owner, now + lease_seconds, now, limit),
+            )
         )
-        return sorted((job_row(r) for r in rows[-1]), key=lambda j: (j.run_at, j.id))
+        return sorted((job_row(r) for r in rows), key=lambda j: (j.run_at, j.id))
 
     async def extend_leases(self, job_ids: Sequence[int], owner: str, *, lease_seconds: float) -> set[int]:
         now = time.time()

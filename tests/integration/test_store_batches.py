@@ -1,0 +1,118 @@
+"""Guarded changes committed together in one batch give what committing them one after the other gives
+(units that compete for one row, in some order: they were made concurrently). On PostgreSQL a batch runs
+as one statement whose parts all see the database as it was before it (mmsgate/store/pg_units.py); these
+tests hold it to the one-after-the-other outcome. Every test runs against SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+
+from mmsgate.core.codes import JobKind, MessageState, TemplateState
+from mmsgate.core.model import MediaKind, Part, Step, Template
+from mmsgate.store.rows import Unit, part_statements
+from mmsgate.store.sql import SqlStore
+from tests.conftest import Caller
+from tests.integration.test_store import _sending, make_message
+from tests.integration.test_store_delivery import outgoing
+
+S = MessageState
+
+
+async def submitting(store: SqlStore, caller: Caller, n: int = 0) -> str:
+    message = make_message(caller, n)
+    await store.accept_message(message)
+    assert await store.media_ready(message.tracking_id, [], code=None, status="Ready", details="x", submitting="sbx")
+    return message.tracking_id
+
+
+def unit(store: SqlStore, step: Step) -> Unit:
+    made = store._step_unit(step, time.time())
+    assert made is not None
+    return Unit(*made)
+
+
+async def test_a_unit_whose_guard_holds_after_another_of_its_batch_holds(store: SqlStore, caller: Caller) -> None:
+    tracking_id = await submitting(store, caller)
+    sent = Step(tracking_id, S.SUBMITTED, "N101", "Sent", "taken", carrier_message_id="c-1", carrier="sbx")
+    delivered = Step(tracking_id, S.DELIVERED, "N102", "Delivered", "delivered")
+
+    assert await store._apply_units([unit(store, sent), unit(store, delivered)]) == [True, True]
+
+    message = await store.find_message(tracking_id)
+    assert (message.state, message.carrier_message_id) == (S.DELIVERED, "c-1")
+    assert [e.code for e in await store.list_events(tracking_id)][-2:] == ["N101", "N102"]
+
+
+async def test_of_two_final_steps_of_one_message_in_a_batch_one_holds(store: SqlStore, caller: Caller) -> None:
+    tracking_id = await submitting(store, caller)
+    assert await store.advance(Step(tracking_id, S.SUBMITTED, "N101", "Sent", "taken", carrier_message_id="c-1"))
+    delivered = Step(
+        tracking_id, S.DELIVERED, "N102", "Delivered", "ok", postback=outgoing(caller.account_id, tracking_id, "N102")
+    )
+    expired = Step(
+        tracking_id, S.EXPIRED, "N103", "Expired", "late", postback=outgoing(caller.account_id, tracking_id, "N103")
+    )
+
+    held = await store._apply_units([unit(store, delivered), unit(store, expired)])
+
+    assert sorted(held) == [False, True]
+    winner, loser = (delivered, expired) if held[0] else (expired, delivered)
+    assert (await store.find_message(tracking_id)).state is winner.target
+    codes = [e.code for e in await store.list_events(tracking_id)]
+    assert (codes.count(winner.code), codes.count(loser.code)) == (1, 0)
+    assert [code for _, code, _, _ in await store.list_postbacks(tracking_id)] == [winner.code]
+
+
+async def test_units_of_many_messages_and_kinds_in_one_batch(store: SqlStore, caller: Caller) -> None:
+    """Steps with and without postbacks, a guard that fails, a change without a guard and a unit that
+    deletes (which PostgreSQL runs statement by statement) all in one batch."""
+    tracking_ids = [await submitting(store, caller, n) for n in range(4)]
+    [job] = [j for j in await store.claim_jobs("w1", limit=10, lease_seconds=30) if j.ref == tracking_ids[0]]
+    template = Template(f"mms-{time.monotonic_ns()}", f"trk-{time.monotonic_ns()}", caller.account_id, "t", _sending())
+    await store.accept_template(template)
+    part = Part(template.mms_id, 1, 1, MediaKind.IMAGE, "image/jpeg", 10, "ab" * 32, "https://m.example/a.jpg")
+    now = time.time()
+    ready = Unit(
+        (
+            "UPDATE templates SET state = ?, updated_at = ? WHERE mms_id = ? AND state = ? RETURNING mms_id",
+            (TemplateState.READY.value, now, template.mms_id, TemplateState.PROCESSING.value),
+        ),
+        [
+            ("DELETE FROM parts WHERE owner_id = ?", (template.mms_id,)),
+            *part_statements([part]),
+        ],
+    )
+    units = [
+        unit(
+            store,
+            Step(
+                tracking_ids[0],
+                S.SUBMITTED,
+                "N101",
+                "Sent",
+                "taken",
+                carrier_message_id="c-0",
+                carrier="sbx",
+                postback=outgoing(caller.account_id, tracking_ids[0], "N101"),
+                job=(job.id, "w1", now + 3600),
+            ),
+        ),
+        unit(store, Step(tracking_ids[1], S.SUBMITTED, "N101", "Sent", "taken", carrier_message_id="c-1")),
+        unit(store, Step(tracking_ids[2], S.DELIVERED, "N102", "Delivered", "not submitted yet")),
+        Unit(None, [("INSERT INTO gateway_values (name, value) VALUES (?, ?)", ("batch", "yes"))]),
+        ready,
+        unit(store, Step(tracking_ids[3], S.SUBMITTED, "N101", "Sent", "taken", carrier_message_id="c-3")),
+    ]
+
+    assert await store._apply_units(units) == [True, True, False, True, True, True]
+
+    states = [(await store.find_message(t)).state for t in tracking_ids]
+    assert states == [S.SUBMITTED, S.SUBMITTED, S.SUBMITTING, S.SUBMITTED]
+    assert [p[1] for p in await store.list_postbacks(tracking_ids[0])] == ["N101"]
+    assert await store.list_postbacks(tracking_ids[1]) == []
+    assert "N102" not in [e.code for e in await store.list_events(tracking_ids[2])]
+    assert await store.get_value("batch") == "yes"
+    assert (await store.find_template(template.mms_id)).state is TemplateState.READY
+    assert [p.sha256 for p in await store.list_parts(template.mms_id)] == ["ab" * 32]
+    # the deliver job of the first message waits for its report, released by the step's write
+    assert await store.claim_jobs("w2", limit=10, lease_seconds=30, kinds=[JobKind.DELIVER]) == []
