@@ -46,6 +46,9 @@ _PLACEHOLDER = re.compile(r"\?")
 
 UNIT_COLUMN = "unit"
 """The column of a row source that says which unit a row belongs to."""
+ORDER_COLUMN = "ord"
+"""The column of a change's row source that numbers its rows in the batch's order: rows are inserted in
+that order, so generated ids (the order of a message's events, of its postbacks) follow it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +56,8 @@ class SetForm:
     """One statement text rewritten to run once for many rows.
 
     ``render(source)`` is the statement reading its rows from ``source``, a FROM item whose alias is ``i``
-    and whose columns are ``arg1`` … ``argN`` (the statement's parameters, in order) and ``unit``."""
+    and whose columns are ``arg1`` … ``argN`` (the statement's parameters, in order) and ``unit`` (and, for
+    a change, ``ord``)."""
 
     arguments: int
     guard: bool
@@ -84,14 +88,21 @@ def set_form(sql: str) -> SetForm | None:
     if match := _INSERT_VALUES.fullmatch(text):
         table, columns, values, conflict = match.groups()
         return SetForm(
-            count, False, lambda source: f"INSERT INTO {table} ({columns}) SELECT {values} FROM {source}{conflict}"
+            count,
+            False,
+            lambda source: (
+                f"INSERT INTO {table} ({columns}) SELECT {values} FROM {source} ORDER BY i.{ORDER_COLUMN}{conflict}"
+            ),
         )
     if match := _INSERT_SELECT.fullmatch(text):
         table, columns, values, origin, condition = match.groups()
         return SetForm(
             count,
             False,
-            lambda source: f"INSERT INTO {table} ({columns}) SELECT {values} FROM {origin}, {source} WHERE {condition}",
+            lambda source: (
+                f"INSERT INTO {table} ({columns}) SELECT {values} FROM {origin}, {source} WHERE {condition} "
+                f"ORDER BY i.{ORDER_COLUMN}"
+            ),
         )
     return None
 
@@ -105,15 +116,17 @@ def fusible(unit: Unit) -> bool:
     return all(set_form(sql) is not None for sql, _ in unit.then)
 
 
-def _columns(width: int) -> list[str]:
-    return [f"arg{n + 1}" for n in range(width)] + [UNIT_COLUMN]
+def _columns(width: int, ordered: bool) -> list[str]:
+    return [f"arg{n + 1}" for n in range(width)] + [UNIT_COLUMN] + ([ORDER_COLUMN] if ordered else [])
 
 
-def _rows_source(types: Sequence[str], first: int, alias: str) -> str:
-    """``unnest`` of one array parameter per argument and one of unit numbers, from parameter ``first``."""
+def _rows_source(types: Sequence[str], first: int, alias: str, ordered: bool) -> str:
+    """``unnest`` of one array parameter per argument and one of unit numbers, from parameter ``first``,
+    as ``alias``; ``ordered`` numbers the rows too (WITH ORDINALITY)."""
     arrays = [f"${first + n}::{kind}[]" for n, kind in enumerate(types)]
     arrays.append(f"${first + len(types)}::int4[]")
-    return f"unnest({', '.join(arrays)}) AS {alias}({', '.join(_columns(len(types)))})"
+    ordinality = " WITH ORDINALITY" if ordered else ""
+    return f"unnest({', '.join(arrays)}){ordinality} AS {alias}({', '.join(_columns(len(types), ordered))})"
 
 
 @functools.lru_cache(maxsize=256)
@@ -130,7 +143,7 @@ def fused_statement(
     for n, (sql, types) in enumerate(guards):
         form = set_form(sql)
         assert form is not None and form.guard
-        parts.append(f"g{n} AS ({form.render(_rows_source(types, position, 'i'))})")
+        parts.append(f"g{n} AS ({form.render(_rows_source(types, position, 'i', ordered=False))})")
         held.append(f"SELECT {UNIT_COLUMN} FROM g{n}")
         position += len(types) + 1
     held.append(f"SELECT unnest(${position}::int4[])")
@@ -140,8 +153,8 @@ def fused_statement(
         form = set_form(sql)
         assert form is not None
         source = (
-            f"(SELECT {', '.join('r.' + name for name in _columns(len(types)))} "
-            f"FROM {_rows_source(types, position, 'r')} "
+            f"(SELECT {', '.join('r.' + name for name in _columns(len(types), ordered=True))} "
+            f"FROM {_rows_source(types, position, 'r', ordered=True)} "
             f"WHERE r.{UNIT_COLUMN} IN (SELECT {UNIT_COLUMN} FROM held)) AS i"
         )
         parts.append(f"c{n} AS ({form.render(source)})")

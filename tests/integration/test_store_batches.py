@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from mmsgate.core.codes import JobKind, MessageState, TemplateState
 from mmsgate.core.model import MediaKind, Part, Step, Template
-from mmsgate.store.rows import Unit, part_statements
+from mmsgate.store.rows import Unit, event_statement, part_statements
 from mmsgate.store.sql import SqlStore
 from tests.conftest import Caller
 from tests.integration.test_store import _sending, make_message
@@ -116,3 +118,28 @@ async def test_units_of_many_messages_and_kinds_in_one_batch(store: SqlStore, ca
     assert [p.sha256 for p in await store.list_parts(template.mms_id)] == ["ab" * 32]
     # the deliver job of the first message waits for its report, released by the step's write
     assert await store.claim_jobs("w2", limit=10, lease_seconds=30, kinds=[JobKind.DELIVER]) == []
+
+
+@pytest.mark.parametrize("count", [1, 40])
+async def test_the_events_of_each_unit_keep_their_order(store: SqlStore, caller: Caller, count: int) -> None:
+    messages = [make_message(caller, n) for n in range(count)]
+    for message in messages:
+        await store.accept_message(message)
+    now = time.time()
+    guard = "UPDATE messages SET state = ?, updated_at = ? WHERE tracking_id = ? AND state = ? RETURNING tracking_id"
+    units = [
+        Unit(
+            (guard, (S.SUBMITTING.value, now, m.tracking_id, S.ACCEPTED.value)),
+            [
+                event_statement("messages", "tracking_id", m.tracking_id, (None, f"first {n}", "x"), now),
+                event_statement("messages", "tracking_id", m.tracking_id, (None, f"second {n}", "x"), now),
+            ],
+        )
+        for n, m in enumerate(messages)
+    ]
+
+    assert await store._apply_units(units) == [True] * len(units)
+
+    for n, message in enumerate(messages):
+        statuses = [e.status for e in await store.list_events(message.tracking_id)]
+        assert statuses[-2:] == [f"first {n}", f"second {n}"]

@@ -29,11 +29,12 @@ def test_each_form_takes_its_rows_from_the_source() -> None:
     )
     event = set_form(EVENT)
     assert event is not None and not event.guard
-    assert event.render("SRC").endswith("FROM messages, SRC WHERE tracking_id = i.arg5")
+    # rows are inserted in the batch's order (a message's events keep theirs)
+    assert event.render("SRC").endswith("FROM messages, SRC WHERE tracking_id = i.arg5 ORDER BY i.ord")
     inbox = set_form(INBOX)
     assert inbox is not None
     assert inbox.render("SRC") == (
-        "INSERT INTO inbox (number, mms) SELECT i.arg1, i.arg2 FROM SRC ON CONFLICT (number) DO NOTHING"
+        "INSERT INTO inbox (number, mms) SELECT i.arg1, i.arg2 FROM SRC ORDER BY i.ord ON CONFLICT (number) DO NOTHING"
     )
 
 
