@@ -537,6 +537,7 @@ class Row:
     saturated_to_n101_ms: tuple[float, float] = (float("nan"), float("nan"))
     cores: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)  # gateway, PostgreSQL, bench, other
     cpu_ms: tuple[float, float] = (0.0, 0.0)  # CPU time per message (N101 received): gateway, PostgreSQL
+    process_cores: dict[str, float] = field(default_factory=dict)  # the gateway's, per process (with its pool)
     # paced
     paced_messages: int = 0
     paced_accepted: int = 0
@@ -559,20 +560,28 @@ def pair(values: Sequence[float]) -> tuple[float, float]:
 
 
 def cores_used(
-    before: CpuSnapshot, after: CpuSnapshot, gateway: Gateway, bench_pids: Sequence[int], reaped_cpu: float
+    before: CpuSnapshot,
+    after: CpuSnapshot,
+    gateway: Gateway,
+    bench_pids: Sequence[int],
+    reaped_cpu: float,
+    per_process: dict[str, float] | None = None,
 ) -> tuple[float, float, float, float]:
     """Cores used by the gateway's processes (with their media pools), PostgreSQL for its database, the
     bench (this process, the receiver, and the load generator, reaped before the end, whose CPU seconds
-    are ``reaped_cpu``) and everything else on the machine."""
+    are ``reaped_cpu``) and everything else on the machine. ``per_process`` gets the gateway's by process
+    name."""
     tick = os.sysconf("SC_CLK_TCK")
     seconds = max(after.at - before.at, 1e-6)
-    sessions = {proc.pid for _, proc, _ in gateway.procs}
+    sessions = {proc.pid: name for name, proc, _ in gateway.procs}
     gateway_cores = postgres = 0.0
     bench = reaped_cpu / seconds
     for pid, (comm, sid, ticks) in after.processes.items():
         used = max(ticks - (before.processes.get(pid) or ("", 0, 0))[2], 0) / tick / seconds
         if sid in sessions:
             gateway_cores += used
+            if per_process is not None:
+                per_process[sessions[sid]] = per_process.get(sessions[sid], 0.0) + used
         elif pid in bench_pids or sid in bench_pids:
             bench += used
         elif _serves_database(comm, gateway.database):
@@ -692,7 +701,7 @@ def run_phases(
         after[0] = CpuSnapshot.take()
 
     sent = postbacks.wait(tids, SENT, args.timeout, gateway, on_progress=progress)
-    row.cores = cores_used(before, after[0], gateway, bench_pids, load_cpu)
+    row.cores = cores_used(before, after[0], gateway, bench_pids, load_cpu, row.process_cores)
     row.n101 = len(sent)
     if sent:
         spent = (after[0].at - before.at) * 1000 / len(sent)
@@ -707,14 +716,18 @@ def run_phases(
     print(
         f"   saturated: {len(sent)}/{len(tids)} N101 received, the last {row.last_n101_s:.2f} s after the first "
         f"request: {row.e2e_rate:,.0f} msg/s end to end; CPU cores (gateway / PostgreSQL / bench / other): "
-        f"{' / '.join(f'{c:.2f}' for c in row.cores)}; CPU per message: gateway {row.cpu_ms[0]:.2f} ms, "
-        f"PostgreSQL {row.cpu_ms[1]:.2f} ms",
+        f"{' / '.join(f'{c:.2f}' for c in row.cores)} (gateway: {process_cores(row)}); CPU per message: gateway "
+        f"{row.cpu_ms[0]:.2f} ms, PostgreSQL {row.cpu_ms[1]:.2f} ms",
         flush=True,
     )
 
 
 # ---------------------------------------------------------------------------------------------
 # report
+
+
+def process_cores(row: Row) -> str:
+    return ", ".join(f"{name} {cores:.2f}" for name, cores in row.process_cores.items())
 
 
 def verdict(row: Row) -> str:
@@ -791,7 +804,7 @@ def notes(rows: Sequence[Row], args: argparse.Namespace, origin: MediaOrigin) ->
         if row.messages:
             measured.append(
                 f"last N101 {row.last_n101_s:.1f} s after the first request, accept→N101 p50 / p99 when saturated "
-                f"{_ms(row.saturated_to_n101_ms)}"
+                f"{_ms(row.saturated_to_n101_ms)}, gateway cores by process {process_cores(row)}"
             )
         if row.paced_accepted:
             measured.append(f"paced: {row.paced_rate:.0f} msg/s, API answer p50 / p99 {_ms(row.answer_ms)}")
