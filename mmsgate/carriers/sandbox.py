@@ -91,8 +91,7 @@ class SandboxReports:
         submission = await self.store.sandbox_submission(job.ref)
         if submission is None:
             return None
-        if submission.outcome is Behaviour.DELIVERS:
-            await self.store.sandbox_deliver(submission.number, submission.carrier_message_id, submission.mms)
+        if submission.outcome is Behaviour.DELIVERS:  # its inbox has it since the submission's record
             status, details = ReportStatus.DELIVERED, "Message Delivered"
         else:
             status, details = ReportStatus.REJECTED, f"handset {submission.number} rejected the message"

@@ -295,20 +295,18 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def sandbox_submit(self, submission: SandboxSubmission) -> SandboxSubmission:
-        """Record what the sandbox received, with its report job when one is due; a repeated submission
-        id is counted (``calls``) and the first record returned."""
+        """Record what the sandbox received, with its report job when one is due and, when the handset
+        delivers, the MMS in its inbox from the report's time on; a repeated submission id is counted
+        (``calls``) and the first record returned."""
 
     @abc.abstractmethod
     async def sandbox_submission(self, key: str) -> SandboxSubmission | None:
         """A submission by its submission id or by the carrier message id."""
 
     @abc.abstractmethod
-    async def sandbox_deliver(self, number: str, carrier_message_id: str, mms: str) -> None:
-        """Put a delivered MMS in the handset's inbox (once)."""
-
-    @abc.abstractmethod
     async def sandbox_inbox(self, number: str, limit: int = 100) -> list[tuple[str, str, datetime]]:
-        """A handset's inbox, newest first: (carrier message id, MMS JSON, delivered at)."""
+        """A handset's inbox, newest first: (carrier message id, MMS JSON, delivered at), of what it has
+        received by now."""
 
     # inbound --------------------------------------------------------------------------------------
     @abc.abstractmethod

@@ -274,6 +274,15 @@ class DeliverySql(SqlStore):
             then.append(
                 job_statement(JobKind.SANDBOX_REPORT, submission.carrier_message_id, "sandbox", submission.report_at)
             )
+        if submission.outcome is Behaviour.DELIVERS and submission.report_at is not None:
+            # the handset has it from the moment of its report (the inbox shows nothing from the future)
+            then.append(
+                (
+                    "INSERT INTO sandbox_inbox (number, carrier_message_id, mms, delivered_at) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (carrier_message_id) DO NOTHING",
+                    (submission.number, submission.carrier_message_id, submission.mms, submission.report_at),
+                )
+            )
         try:
             await self._unit(None, *then)
         except Conflict:
@@ -299,20 +308,11 @@ class DeliverySql(SqlStore):
         )
         return submission_row(rows[0]) if rows else None
 
-    async def sandbox_deliver(self, number: str, carrier_message_id: str, mms: str) -> None:
-        await self._unit(
-            None,
-            (
-                "INSERT INTO sandbox_inbox (number, carrier_message_id, mms, delivered_at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (carrier_message_id) DO NOTHING",
-                (number, carrier_message_id, mms, time.time()),
-            ),
-        )
-
     async def sandbox_inbox(self, number: str, limit: int = 100) -> list[tuple[str, str, datetime]]:
         rows = await self._read(
-            "SELECT carrier_message_id, mms, delivered_at FROM sandbox_inbox WHERE number = ? ORDER BY id DESC LIMIT ?",
-            (number, limit),
+            "SELECT carrier_message_id, mms, delivered_at FROM sandbox_inbox WHERE number = ? AND delivered_at <= ? "
+            "ORDER BY delivered_at DESC, id DESC LIMIT ?",
+            (number, time.time(), limit),
         )
         return [(r[0], r[1], from_epoch(r[2])) for r in rows]
 

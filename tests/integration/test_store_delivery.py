@@ -269,12 +269,14 @@ async def test_reserve_sends_holds_a_ring_per_carrier(store: Store) -> None:
 # sandbox carrier --------------------------------------------------------------------------------
 
 
-def _submission(submission_id: str, number: str, report_at: float | None = None) -> SandboxSubmission:
+def _submission(
+    submission_id: str, number: str, report_at: float | None = None, outcome: Behaviour = Behaviour.DELIVERS
+) -> SandboxSubmission:
     return SandboxSubmission(
         submission_id=submission_id,
         carrier_message_id=f"sbx-{secrets.token_hex(6)}",
         number=number,
-        outcome=Behaviour.DELIVERS,
+        outcome=outcome,
         mms=json.dumps({"to": number}),
         received_at=time.time(),
         report_at=report_at,
@@ -319,15 +321,24 @@ async def test_sandbox_report_job_waits_for_the_handset_delay(store: Store) -> N
     assert await store.claim_jobs("w1", limit=10, lease_seconds=LEASE, kinds=[JobKind.SANDBOX_REPORT]) == []
 
 
-async def test_sandbox_inbox_takes_each_mms_once(store: Store) -> None:
-    await store.sandbox_deliver("15550100001", "sbx-1", '{"n": 1}')
-    await store.sandbox_deliver("15550100001", "sbx-1", '{"n": 1}')
-    await store.sandbox_deliver("15550100001", "sbx-2", '{"n": 2}')
-    await store.sandbox_deliver("15550100002", "sbx-3", '{"n": 3}')
+async def test_the_inbox_holds_what_a_handset_received_by_now(store: Store) -> None:
+    now = time.time()
+    first = _submission("t-in-1", "15550100001", report_at=now - 2)
+    second = _submission("t-in-2", "15550100001", report_at=now - 1)
+    later = _submission("t-in-3", "15550100001", report_at=now + 3600)  # a handset with a long delay
+    for submission in (first, second, later):
+        await store.sandbox_submit(submission)
+    await store.sandbox_submit(_submission("t-in-1", "15550100001", report_at=now))  # a repeated submit
+    await store.sandbox_submit(_submission("t-in-4", "15550100001", now - 1, Behaviour.REJECTS))
+    await store.sandbox_submit(_submission("t-in-5", "15550100002", report_at=now - 1))
+
     inbox = await store.sandbox_inbox("15550100001")
-    assert [(cid, mms) for cid, mms, _ in inbox] == [("sbx-2", '{"n": 2}'), ("sbx-1", '{"n": 1}')]
-    assert all(abs((at - utcnow()).total_seconds()) < 60 for _, _, at in inbox)
-    assert [cid for cid, _, _ in await store.sandbox_inbox("15550100001", limit=1)] == ["sbx-2"]
+    assert [(cid, mms) for cid, mms, _ in inbox] == [
+        (second.carrier_message_id, second.mms),
+        (first.carrier_message_id, first.mms),
+    ]
+    assert [at.timestamp() for _, _, at in inbox] == pytest.approx([now - 1, now - 2], abs=0.001)
+    assert [cid for cid, _, _ in await store.sandbox_inbox("15550100001", limit=1)] == [second.carrier_message_id]
     assert await store.sandbox_inbox("15550100099") == []
 
 
@@ -499,8 +510,7 @@ async def test_prune_deletes_only_what_is_over(store: Store, caller: Caller) -> 
     assert await store.postback_done(claimed.id, "w1", delivered=True, error=None)
     assert await store.media_ready(waiting, [], code=None, status="Media ready", details="x")
     await with_postback(store, caller, waiting, S.SUBMITTING, "N101")
-    await store.sandbox_submit(_submission(done, caller.to))
-    await store.sandbox_deliver(caller.to, "sbx-old", "{}")
+    await store.sandbox_submit(_submission(done, caller.to, report_at=time.time()))
     now = utcnow()
     expired = Inbound(
         id=f"in_{secrets.token_hex(6)}",
