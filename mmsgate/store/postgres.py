@@ -124,6 +124,41 @@ def _rows(records: Sequence[asyncpg.Record]) -> list[Row]:
     return [tuple(record) for record in records]
 
 
+class _SessionPool:
+    """A few sessions with settings of their own, opened at their first use (an API process, say, never
+    claims jobs)."""
+
+    def __init__(self, url: str, size: int, settings: dict[str, str]) -> None:
+        self._url = url
+        self._size = size
+        self._settings = settings
+        self._pool: asyncpg.Pool | None = None
+        self._opening: asyncio.Lock | None = None
+
+    async def get(self) -> asyncpg.Pool:
+        if self._pool is not None:
+            return self._pool
+        if self._opening is None:
+            self._opening = asyncio.Lock()
+        async with self._opening:
+            if self._pool is None:
+                self._pool = await asyncpg.create_pool(
+                    self._url,
+                    min_size=1,
+                    max_size=self._size,
+                    timeout=CONNECT_TIMEOUT,
+                    statement_cache_size=512,
+                    reset=_keep_session,
+                    server_settings=self._settings,
+                )
+            return self._pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+
 class PostgresStore(ConsoleSql):
     """The store for deployments that scale across processes and machines."""
 
@@ -138,8 +173,16 @@ class PostgresStore(ConsoleSql):
         self.url = url
         self._pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
-        self._claims: asyncpg.Pool | None = None
-        self._claims_opening: asyncio.Lock | None = None
+        # a queue's newest rows lie past the statistics of the last ANALYZE, so the planner guesses a handful
+        # of due jobs and reads them all with a bitmap scan, then sorts them: with a backlog of 18,000 jobs,
+        # 11-23 ms a claim (bench/pipeline.py). Claims plan without bitmap scans, so that a claim reads the
+        # ordered partial index, only the rows it takes (1.7 ms), in one round trip (no transaction to set
+        # it in).
+        self._claims = _SessionPool(url, 2, {"enable_bitmapscan": "off"})
+        # a batch of units is one statement of its own text for each combination of statement texts; with
+        # custom plans the server planned a fifth of them anew, and planning took 15% of the time it spent
+        # on them (pg_stat_statements, bench/pipeline.py). A generic plan reads each array's rows by index.
+        self._units_sessions = _SessionPool(url, self.write_lanes + 1, {"plan_cache_mode": "force_generic_plan"})
         self._watchers: list[asyncio.Task[None]] = []
         self._messages: Lookups[str, Row] = Lookups(self._messages_by_id)
         self._handsets: Lookups[str, Row] = Lookups(self._handsets_by_number)
@@ -167,9 +210,8 @@ class PostgresStore(ConsoleSql):
         await asyncio.gather(*self._watchers, return_exceptions=True)
         self._watchers.clear()
         await self._stop_group_commit()
-        if self._claims is not None:
-            await self._claims.close()
-            self._claims = None
+        await self._claims.close()
+        await self._units_sessions.close()
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
@@ -254,35 +296,10 @@ class PostgresStore(ConsoleSql):
         except _FAILURES as exc:
             raise _translate(exc) from exc
 
-    async def _claim_pool(self) -> asyncpg.Pool:
-        """The connections that claim jobs, opened at the first claim (an API process never claims).
-
-        A queue's newest rows lie past the statistics of the last ANALYZE, so the planner guesses a handful
-        of due jobs and reads them all with a bitmap scan, then sorts them: with a backlog of 18,000 jobs,
-        11-23 ms a claim (bench/pipeline.py). These sessions plan without bitmap scans, so a claim reads the
-        ordered partial index, only the rows it takes (1.7 ms), in one round trip (no transaction to set
-        it in)."""
-        if self._claims is not None:
-            return self._claims
-        if self._claims_opening is None:
-            self._claims_opening = asyncio.Lock()
-        async with self._claims_opening:
-            if self._claims is None:
-                self._claims = await asyncpg.create_pool(
-                    self.url,
-                    min_size=1,
-                    max_size=2,
-                    timeout=CONNECT_TIMEOUT,
-                    statement_cache_size=16,
-                    reset=_keep_session,
-                    server_settings={"enable_bitmapscan": "off"},
-                )
-            return self._claims
-
     async def _claim(self, statement: Statement) -> list[Row]:
         sql, params = statement
         try:
-            async with (await self._claim_pool()).acquire(timeout=ACQUIRE_TIMEOUT) as conn:
+            async with (await self._claims.get()).acquire(timeout=ACQUIRE_TIMEOUT) as conn:
                 return _rows(await conn.fetch(_pg(sql), *params))
         except _FAILURES as exc:
             raise _translate(exc) from exc
@@ -321,7 +338,7 @@ class PostgresStore(ConsoleSql):
         stepwise = [n for n, unit in enumerate(units) if not fusible(unit)]
         applied = [False] * len(units)
         try:
-            async with self._require_pool().acquire(timeout=ACQUIRE_TIMEOUT) as conn:
+            async with (await self._units_sessions.get()).acquire(timeout=ACQUIRE_TIMEOUT) as conn:
                 if fused:
                     held = await self._apply_fused(conn, [units[n] for n in fused])
                     for n, ok in zip(fused, held, strict=True):
