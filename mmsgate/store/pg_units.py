@@ -155,7 +155,7 @@ def fused_statement(
         source = (
             f"(SELECT {', '.join('r.' + name for name in _columns(len(types), ordered=True))} "
             f"FROM {_rows_source(types, position, 'r', ordered=True)} "
-            f"WHERE r.{UNIT_COLUMN} IN (SELECT {UNIT_COLUMN} FROM held)) AS i"
+            f"WHERE r.{UNIT_COLUMN} = ANY (ARRAY(SELECT {UNIT_COLUMN} FROM held))) AS i"
         )
         parts.append(f"c{n} AS ({form.render(source)})")
         position += len(types) + 1

@@ -141,6 +141,8 @@ class SqlStore(Store):
     accept_lanes = 1
     #: with a group commit under way, the least writes that open another lane
     accept_busy_batch = 1
+    #: likewise for guarded changes
+    write_busy_batch = 1
 
     def __init__(self, *, group_commit_max: int = 512) -> None:
         self._group_commit_max = group_commit_max
@@ -179,7 +181,9 @@ class SqlStore(Store):
             self._flush_group, self._group_commit_max, self.accept_lanes, busy_batch=self.accept_busy_batch
         )
         committer.start()
-        units = GroupCommitter(self._apply_units, self._group_commit_max, self.write_lanes)
+        units = GroupCommitter(
+            self._apply_units, self._group_commit_max, self.write_lanes, busy_batch=self.write_busy_batch
+        )
         units.start()
         self._committer, self._units = committer, units
 
