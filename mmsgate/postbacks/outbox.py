@@ -19,6 +19,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
+from collections.abc import Collection
 from datetime import timedelta
 
 from mmsgate import __version__
@@ -73,18 +74,30 @@ class PostbackSender:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
 
-    def wake(self) -> None:
+    def wake(self, accounts: Collection[str] = ()) -> None:
+        """Postbacks may be due (new ones of ``accounts``, when given): claim now, unless each of those
+        accounts already holds as many in flight as a claim may add to (the next slot it frees claims
+        them): a claim that skips every account it finds walks the account's whole backlog for nothing."""
+        if accounts and all(not self._claimable(account) for account in accounts):
+            return
         self._wake.set()
+
+    def _claimable(self, account_id: str) -> bool:
+        """Whether a claim may take postbacks of ``account_id`` (it skips accounts near their share)."""
+        return self._per_account.get(account_id, 0) + self._half_share <= self.per_account
+
+    @property
+    def _half_share(self) -> int:
+        return max(1, self.per_account // 2)
 
     async def run(self) -> None:
         while not self._stopping.is_set():
-            claimed_any = False
             # claim at most half a share at a time, skipping accounts that hold half their share or more:
             # no account ever holds more than its share, so one account's backlog (or a receiver that
             # hangs) never takes the slots of the others
-            half = max(1, self.per_account // 2)
+            half = self._half_share
             while (free := min(self.concurrency - self._inflight, half)) > 0:
-                busy = [a for a, n in self._per_account.items() if n + half > self.per_account]
+                busy = [a for a in self._per_account if not self._claimable(a)]
                 try:
                     claimed = await self.store.claim_postbacks(
                         self.owner, limit=free, lease_seconds=self.timeout + 5, skip_accounts=busy
@@ -98,18 +111,20 @@ class PostbackSender:
                     self._inflight += 1
                     self._per_account[postback.account_id] += 1
                     task.add_done_callback(self._running.pop)
-                claimed_any = claimed_any or bool(claimed)
                 if len(claimed) < free:
-                    break
-            if not claimed_any or self.concurrency == self._inflight:
-                await self._idle()
+                    break  # nothing more is due of the accounts a claim may take now
+            # then wait for a reason to claim again (while postbacks are in flight, a few ms more, so that
+            # one claim takes what came meanwhile): claiming again at once took 3 postbacks a claim
+            await self._idle()
 
     def _release(self, postback: PostbackDelivery) -> None:
+        was_full = self._inflight >= self.concurrency
         self._inflight -= 1
         self._per_account[postback.account_id] -= 1
         if self._per_account[postback.account_id] <= 0:
             del self._per_account[postback.account_id]
-        self._wake.set()  # a slot (maybe an account's share) is free again
+        if was_full or self._claimable(postback.account_id):
+            self._wake.set()  # a claim can take more again: of this account, or of any
 
     async def _idle(self) -> None:
         await idle(self._wake, self._stopping, self.idle_wait, CLAIM_GATHER, busy=self._inflight > 0)

@@ -55,9 +55,9 @@ class Store(abc.ABC):
         workers claim them at once rather than at their next poll. By default nothing is watched."""
 
     @abc.abstractmethod
-    def on_outbox(self, listener: Callable[[], None]) -> None:
-        """Call ``listener`` after this process commits a postback to the outbox (to send it at once
-        rather than at the sender's next poll)."""
+    def on_outbox(self, listener: Callable[[frozenset[str]], None]) -> None:
+        """Call ``listener`` with the accounts of the postbacks that this process commits to the outbox
+        (to send them at once rather than at the sender's next poll)."""
 
     @abc.abstractmethod
     async def migrate(self) -> list[str]:

@@ -148,7 +148,7 @@ class SqlStore(Store):
         self._group_commit_max = group_commit_max
         self._committer: Batcher[list[Statement], None] | None = None
         self._units: Batcher[Unit, bool] | None = None
-        self._outbox_listeners: list[Callable[[], None]] = []
+        self._outbox_listeners: list[Callable[[frozenset[str]], None]] = []
 
     def unindexed(self, column: str) -> str:
         """``column`` written so that the query planner does not pick an index for a condition on it."""
@@ -209,12 +209,14 @@ class SqlStore(Store):
         if self._units is None:
             raise RuntimeError("store is not open")
         applied = await self._units.submit(Unit(guard, then))
-        if applied and self._outbox_listeners and any(sql is OUTBOX_INSERT for sql, _ in then):
-            for listener in self._outbox_listeners:
-                listener()
+        if applied and self._outbox_listeners:
+            accounts = frozenset(params[1] for sql, params in then if sql is OUTBOX_INSERT)
+            if accounts:
+                for listener in self._outbox_listeners:
+                    listener(accounts)
         return applied
 
-    def on_outbox(self, listener: Callable[[], None]) -> None:
+    def on_outbox(self, listener: Callable[[frozenset[str]], None]) -> None:
         self._outbox_listeners.append(listener)
 
     async def _one(self, sql: str, params: Params, what: str) -> Row:
