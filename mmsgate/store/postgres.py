@@ -19,12 +19,12 @@ from typing import Any
 import asyncpg
 import msgspec
 from asyncpg import exceptions as pg_errors
-from asyncpg.pool import PoolConnectionProxy
 
 from mmsgate.core.model import Behaviour, Handset, Message, SandboxSubmission
 from mmsgate.errors import Conflict, NotFound, StoreError, StoreUnavailable
 from mmsgate.store.lookups import Lookups
 from mmsgate.store.migrate import apply_migrations
+from mmsgate.store.pg_sessions import Sessions
 from mmsgate.store.pg_units import FusedBatch, fusible
 from mmsgate.store.rows import MESSAGE_READ_COLUMNS, message_row
 from mmsgate.store.sql import Params, Row, Statement, Unit, changes_of
@@ -32,6 +32,8 @@ from mmsgate.store.sql_console import ConsoleSql
 from mmsgate.store.sql_delivery import SUBMISSION_COLUMNS, submission_row
 
 JOBS_CHANNEL = "mmsgate_jobs"
+CLAIM_SETTINGS = {"enable_bitmapscan": "off"}
+"""Settings of the sessions that claim jobs (see ``PostgresStore.__init__``)."""
 UNIT_SETTINGS = {
     "plan_cache_mode": "force_generic_plan",
     "enable_seqscan": "off",
@@ -87,6 +89,7 @@ _UNAVAILABLE = (
     OSError,
     TimeoutError,
     asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # a session whose server end died while idle, used before its end was read
     pg_errors.PostgresConnectionError,
     pg_errors.CannotConnectNowError,
     pg_errors.TooManyConnectionsError,
@@ -116,12 +119,6 @@ def _translate(exc: Exception) -> StoreError:
 _FAILURES = (asyncpg.PostgresError, *_UNAVAILABLE)
 
 
-async def _keep_session(_conn: asyncpg.Connection) -> None:
-    """A connection goes back to the pool as it is: the store sets nothing on a session (only SET LOCAL
-    in transactions) and listens on a connection of its own, so asyncpg's reset query would be one more
-    round trip per use for nothing. (asyncpg still rolls back a transaction left open.)"""
-
-
 def _type_name(kind: Any) -> str:
     """An SQL name of a parameter's type as asyncpg describes it (a ``Type``: oid, name, kind, schema)."""
     return str(kind.name) if kind.schema == "pg_catalog" else f'"{kind.schema}"."{kind.name}"'
@@ -129,41 +126,6 @@ def _type_name(kind: Any) -> str:
 
 def _rows(records: Sequence[asyncpg.Record]) -> list[Row]:
     return [tuple(record) for record in records]
-
-
-class _SessionPool:
-    """A few sessions with settings of their own, opened at their first use (an API process, say, never
-    claims jobs)."""
-
-    def __init__(self, url: str, size: int, settings: dict[str, str]) -> None:
-        self._url = url
-        self._size = size
-        self._settings = settings
-        self._pool: asyncpg.Pool | None = None
-        self._opening: asyncio.Lock | None = None
-
-    async def get(self) -> asyncpg.Pool:
-        if self._pool is not None:
-            return self._pool
-        if self._opening is None:
-            self._opening = asyncio.Lock()
-        async with self._opening:
-            if self._pool is None:
-                self._pool = await asyncpg.create_pool(
-                    self._url,
-                    min_size=1,
-                    max_size=self._size,
-                    timeout=CONNECT_TIMEOUT,
-                    statement_cache_size=512,
-                    reset=_keep_session,
-                    server_settings=self._settings,
-                )
-            return self._pool
-
-    async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
 
 
 class PostgresStore(ConsoleSql):
@@ -180,39 +142,41 @@ class PostgresStore(ConsoleSql):
         super().__init__(group_commit_max=group_commit_max)
         self.url = url
         self._pool_size = pool_size
-        self._pool: asyncpg.Pool | None = None
+        self._sessions: Sessions | None = None
         # a queue's newest rows lie past the statistics of the last ANALYZE, so the planner guesses a handful
         # of due jobs and reads them all with a bitmap scan, then sorts them: with a backlog of 18,000 jobs,
         # 11-23 ms a claim (bench/pipeline.py). Claims plan without bitmap scans, so that a claim reads the
         # ordered partial index, only the rows it takes (1.7 ms), in one round trip (no transaction to set
         # it in).
-        self._claims = _SessionPool(url, 2, {"enable_bitmapscan": "off"})
+        self._claims = self._new_sessions(2, CLAIM_SETTINGS)
         # a batch of units is one statement of its own text for each combination of statement texts; with
         # custom plans the server planned a fifth of them anew, and planning took 15% of the time it spent
         # on them (pg_stat_statements, bench/pipeline.py), so their sessions keep generic plans. A plan
         # made while a table was small would read all of it (a sequential scan, or a hash join) for every
         # batch once it has grown: these sessions only join by index lookups (nested loops), as a few
         # rows from arrays against tables of any size want.
-        self._units_sessions = _SessionPool(url, self.write_lanes + 1, UNIT_SETTINGS)
+        self._units_sessions = self._new_sessions(self.write_lanes + 1, UNIT_SETTINGS)  # (opened anew by open())
         self._watchers: list[asyncio.Task[None]] = []
         self._messages: Lookups[str, Row] = Lookups(self._messages_by_id)
         self._handsets: Lookups[str, Row] = Lookups(self._handsets_by_number)
         self._submissions: Lookups[str, Row] = Lookups(self._submissions_by_key)
         self._parameter_types: dict[str, tuple[str, ...]] = {}
 
+    def _new_sessions(self, size: int, settings: dict[str, str] | None = None) -> Sessions:
+        return Sessions(
+            self.url, size, settings=settings, connect_timeout=CONNECT_TIMEOUT, wait_timeout=ACQUIRE_TIMEOUT
+        )
+
     async def open(self) -> None:
+        sessions = self._new_sessions(self._pool_size)
         try:
-            pool = await asyncpg.create_pool(
-                self.url,
-                min_size=1,
-                max_size=self._pool_size,
-                timeout=CONNECT_TIMEOUT,
-                statement_cache_size=512,
-                reset=_keep_session,
-            )
+            async with sessions.session():
+                pass  # one session now: a server that is not there is said at start
         except (*_FAILURES, ValueError) as exc:
             raise StoreUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
-        self._pool = pool
+        self._sessions = sessions
+        self._claims = self._new_sessions(2, CLAIM_SETTINGS)
+        self._units_sessions = self._new_sessions(self.write_lanes + 1, UNIT_SETTINGS)
         await self._start_group_commit()
 
     async def close(self) -> None:
@@ -223,9 +187,9 @@ class PostgresStore(ConsoleSql):
         await self._stop_group_commit()
         await self._claims.close()
         await self._units_sessions.close()
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        if self._sessions is not None:
+            await self._sessions.close()
+            self._sessions = None
 
     async def migrate(self) -> list[str]:
         return await asyncio.to_thread(apply_migrations, self.url, "postgresql")
@@ -295,14 +259,14 @@ class PostgresStore(ConsoleSql):
             found[row[0]] = found[row[1]] = row
         return found
 
-    def _require_pool(self) -> asyncpg.Pool:
-        if self._pool is None:
+    def _require_sessions(self) -> Sessions:
+        if self._sessions is None:
             raise RuntimeError("store is not open")
-        return self._pool
+        return self._sessions
 
     async def _read(self, sql: str, params: Params = ()) -> list[Row]:
         try:
-            async with self._require_pool().acquire(timeout=ACQUIRE_TIMEOUT) as conn:
+            async with self._require_sessions().session() as conn:
                 return _rows(await conn.fetch(_pg(sql), *params))
         except _FAILURES as exc:
             raise _translate(exc) from exc
@@ -310,7 +274,7 @@ class PostgresStore(ConsoleSql):
     async def _claim(self, statement: Statement) -> list[Row]:
         sql, params = statement
         try:
-            async with (await self._claims.get()).acquire(timeout=ACQUIRE_TIMEOUT) as conn:
+            async with self._claims.session() as conn:
                 return _rows(await conn.fetch(_pg(sql), *params))
         except _FAILURES as exc:
             raise _translate(exc) from exc
@@ -320,7 +284,7 @@ class PostgresStore(ConsoleSql):
             return [await self._read(*statements[0])]
         results: list[list[Row]] = []
         try:
-            async with self._require_pool().acquire(timeout=ACQUIRE_TIMEOUT) as conn, conn.transaction():
+            async with self._require_sessions().session() as conn, conn.transaction():
                 for sql, params in statements:
                     results.append(_rows(await conn.fetch(_pg(sql), *params)))
         except _FAILURES as exc:
@@ -331,7 +295,7 @@ class PostgresStore(ConsoleSql):
         # group commits carry new jobs: the statement tells the workers of every process (on commit)
         try:
             statement, columns = _inserts_statement(tuple(sql for sql, _ in batches))
-            async with self._require_pool().acquire(timeout=ACQUIRE_TIMEOUT) as conn:
+            async with self._require_sessions().session() as conn:
                 await conn.execute(
                     statement,
                     *(
@@ -349,7 +313,7 @@ class PostgresStore(ConsoleSql):
         stepwise = [n for n, unit in enumerate(units) if not fusible(unit)]
         applied = [False] * len(units)
         try:
-            async with (await self._units_sessions.get()).acquire(timeout=ACQUIRE_TIMEOUT) as conn:
+            async with self._units_sessions.session() as conn:
                 if fused:
                     held = await self._apply_fused(conn, [units[n] for n in fused])
                     for n, ok in zip(fused, held, strict=True):
@@ -362,7 +326,7 @@ class PostgresStore(ConsoleSql):
             raise _translate(exc) from exc
         return applied
 
-    async def _apply_fused(self, conn: PoolConnectionProxy, units: Sequence[Unit]) -> list[bool]:
+    async def _apply_fused(self, conn: asyncpg.Connection, units: Sequence[Unit]) -> list[bool]:
         for sql in {sql for unit in units for sql, _ in (*([unit.guard] if unit.guard else ()), *unit.then)}:
             if sql not in self._parameter_types:
                 statement = await conn.prepare(_pg(sql))
@@ -375,7 +339,7 @@ class PostgresStore(ConsoleSql):
                 applied[n] = ok
         return applied
 
-    async def _apply_stepwise(self, conn: PoolConnectionProxy, units: Sequence[Unit]) -> list[bool]:
+    async def _apply_stepwise(self, conn: asyncpg.Connection, units: Sequence[Unit]) -> list[bool]:
         # the guards of one statement run as one batch (one round trip), answering with the numbers of
         # the units whose guard held; then the changes of those units, one batch per statement
         applied = [guard is None for guard, _ in units]
