@@ -32,8 +32,14 @@ from mmsgate.store.sql_console import ConsoleSql
 from mmsgate.store.sql_delivery import SUBMISSION_COLUMNS, submission_row
 
 JOBS_CHANNEL = "mmsgate_jobs"
-CLAIM_SETTINGS = {"enable_bitmapscan": "off"}
-"""Settings of the sessions that claim jobs (see ``PostgresStore.__init__``)."""
+CLAIM_SESSIONS = 3
+CLAIM_SETTINGS = {"enable_bitmapscan": "off", "synchronous_commit": "off"}
+"""Settings of the sessions that claim jobs and postbacks and renew leases (see ``PostgresStore.__init__``).
+
+Their commits do not wait for the WAL to reach the disk (a synchronous commit cost the server 37 µs of
+CPU more, and 100 µs more of waiting): a claim lost in a crash of the server only leaves its jobs or
+postbacks due, to be claimed again, and whatever is done under a claim is recorded by a later commit
+that waits, and so brings every earlier change to the disk with it."""
 UNIT_SETTINGS = {
     "plan_cache_mode": "force_generic_plan",
     "enable_seqscan": "off",
@@ -147,15 +153,15 @@ class PostgresStore(ConsoleSql):
         # of due jobs and reads them all with a bitmap scan, then sorts them: with a backlog of 18,000 jobs,
         # 11-23 ms a claim (bench/pipeline.py). Claims plan without bitmap scans, so that a claim reads the
         # ordered partial index, only the rows it takes (1.7 ms), in one round trip (no transaction to set
-        # it in).
-        self._claims = self._new_sessions(2, CLAIM_SETTINGS)
+        # it in); see CLAIM_SETTINGS.
+        self._claims = self._new_sessions(CLAIM_SESSIONS, CLAIM_SETTINGS)
         # a batch of units is one statement of its own text for each combination of statement texts; with
         # custom plans the server planned a fifth of them anew, and planning took 15% of the time it spent
         # on them (pg_stat_statements, bench/pipeline.py), so their sessions keep generic plans. A plan
         # made while a table was small would read all of it (a sequential scan, or a hash join) for every
         # batch once it has grown: these sessions only join by index lookups (nested loops), as a few
         # rows from arrays against tables of any size want.
-        self._units_sessions = self._new_sessions(self.write_lanes + 1, UNIT_SETTINGS)  # (opened anew by open())
+        self._units_sessions = self._new_sessions(self.write_lanes + 1, UNIT_SETTINGS)
         self._watchers: list[asyncio.Task[None]] = []
         self._messages: Lookups[str, Row] = Lookups(self._messages_by_id)
         self._handsets: Lookups[str, Row] = Lookups(self._handsets_by_number)
@@ -175,7 +181,7 @@ class PostgresStore(ConsoleSql):
         except (*_FAILURES, ValueError) as exc:
             raise StoreUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
         self._sessions = sessions
-        self._claims = self._new_sessions(2, CLAIM_SETTINGS)
+        self._claims = self._new_sessions(CLAIM_SESSIONS, CLAIM_SETTINGS)  # anew: close() closed them
         self._units_sessions = self._new_sessions(self.write_lanes + 1, UNIT_SETTINGS)
         await self._start_group_commit()
 

@@ -173,7 +173,8 @@ class SqlStore(Store):
         units whose guard returned a row, grouped by statement (:func:`changes_of`)."""
 
     async def _claim(self, statement: Statement) -> list[Row]:
-        """Run a job claim (one statement); return its rows."""
+        """Run one statement that changes only leases (a claim of jobs or postbacks, a renewal); return
+        its rows."""
         return (await self._write([statement]))[0]
 
     async def _start_group_commit(self) -> None:
@@ -706,16 +707,14 @@ class SqlStore(Store):
         held: set[int] = set()
         for start in range(0, len(job_ids), 500):
             chunk = job_ids[start : start + 500]
-            rows = await self._write(
-                [
-                    (
-                        "UPDATE jobs SET lease_until = ?, updated_at = ? WHERE lease_owner = ? AND state = ? "
-                        f"AND id IN ({', '.join('?' for _ in chunk)}) RETURNING id",
-                        (now + lease_seconds, now, owner, RUNNING, *chunk),
-                    )
-                ]
+            rows = await self._claim(
+                (
+                    "UPDATE jobs SET lease_until = ?, updated_at = ? WHERE lease_owner = ? AND state = ? "
+                    f"AND id IN ({', '.join('?' for _ in chunk)}) RETURNING id",
+                    (now + lease_seconds, now, owner, RUNNING, *chunk),
+                )
             )
-            held.update(int(r[0]) for r in rows[0])
+            held.update(int(r[0]) for r in rows)
         return held
 
     async def finish_job(self, job_id: int, owner: str) -> bool:

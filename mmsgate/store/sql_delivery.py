@@ -189,27 +189,14 @@ class DeliverySql(SqlStore):
         )
         if skip_accounts:
             condition += f" AND account_id NOT IN ({', '.join('?' for _ in skip_accounts)})"
-        rows = await self._write(
-            [
-                (
-                    claim_statement("postbacks", condition, self.skip_locked)
-                    + f" RETURNING {', '.join('postbacks.' + c.strip() for c in POSTBACK_COLUMNS.split(','))}",
-                    (
-                        now,
-                        *skip_accounts,
-                        limit,
-                        now,
-                        *skip_accounts,
-                        limit,
-                        owner,
-                        now + lease_seconds,
-                        now,
-                        limit,
-                    ),
-                )
-            ]
+        rows = await self._claim(
+            (
+                claim_statement("postbacks", condition, self.skip_locked)
+                + f" RETURNING {', '.join('postbacks.' + c.strip() for c in POSTBACK_COLUMNS.split(','))}",
+                (now, *skip_accounts, limit, now, *skip_accounts, limit, owner, now + lease_seconds, now, limit),
+            )
         )
-        claimed = [PostbackDelivery(int(r[0]), r[1], r[2], r[3], r[4], r[5], int(r[6])) for r in rows[0]]
+        claimed = [PostbackDelivery(int(r[0]), r[1], r[2], r[3], r[4], r[5], int(r[6])) for r in rows]
         return sorted(claimed, key=lambda p: p.id)
 
     async def postback_done(self, postback_id: int, owner: str, *, delivered: bool, error: str | None) -> bool:
