@@ -4,6 +4,7 @@ is not known."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -11,6 +12,14 @@ import pytest
 from mmsgate.store.pg_sessions import Sessions
 
 pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+async def one(pg_url: str) -> AsyncIterator[Sessions]:
+    """A set of one session."""
+    sessions = Sessions(pg_url, 1, wait_timeout=0.2)
+    yield sessions
+    await sessions.close()
 
 
 async def test_callers_beyond_the_size_wait_for_a_session_given_back(pg_url: str) -> None:
@@ -39,78 +48,64 @@ async def test_callers_beyond_the_size_wait_for_a_session_given_back(pg_url: str
         await sessions.close()
 
 
-async def test_a_wait_for_a_session_ends_after_its_timeout(pg_url: str) -> None:
-    sessions = Sessions(pg_url, 1, wait_timeout=0.2)
+async def test_a_wait_for_a_session_ends_after_its_timeout(one: Sessions) -> None:
+    async with one.session():
+        with pytest.raises(TimeoutError):
+            async with one.session():
+                pass
+    async with one.session() as conn:  # the timed-out wait left nothing behind
+        assert await conn.fetchval("SELECT 1") == 1
+
+
+async def backend(sessions: Sessions) -> int:
+    async with sessions.session() as conn:
+        return int(await conn.fetchval("SELECT pg_backend_pid()"))
+
+
+async def test_a_session_whose_server_end_died_is_replaced(one: Sessions, pg_url: str) -> None:
+    pid = await backend(one)
+    admin = await asyncpg.connect(pg_url)
     try:
-        async with sessions.session():
-            with pytest.raises(TimeoutError):
-                async with sessions.session():
-                    pass
-        async with sessions.session() as conn:  # the timed-out wait left nothing behind
-            assert await conn.fetchval("SELECT 1") == 1
+        await admin.execute("SELECT pg_terminate_backend($1)", pid)
     finally:
-        await sessions.close()
-
-
-async def test_a_session_whose_server_end_died_is_replaced(pg_url: str) -> None:
-    sessions = Sessions(pg_url, 1)
-    try:
-        async with sessions.session() as conn:
-            pid = await conn.fetchval("SELECT pg_backend_pid()")
-        admin = await asyncpg.connect(pg_url)
+        await admin.close()
+    # a use may fail if the session's end was not read yet (the store says "unavailable"); a session is
+    # never given back in that state, so the next use has a new one
+    pids: list[int | None] = []
+    for _ in range(2):
         try:
-            await admin.execute("SELECT pg_terminate_backend($1)", pid)
-        finally:
-            await admin.close()
-        # a use may fail if the session's end was not read yet (the store says "unavailable"); a
-        # session is never given back in that state, so the next use has a new one
-        pids: list[int | None] = []
-        for _ in range(2):
-            try:
-                async with sessions.session() as conn:
-                    pids.append(await conn.fetchval("SELECT pg_backend_pid()"))
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError):
-                pids.append(None)
-        assert pids[-1] is not None and pids[-1] != pid, pids
-    finally:
-        await sessions.close()
+            pids.append(await backend(one))
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError):
+            pids.append(None)
+    assert pids[-1] is not None and pids[-1] != pid, pids
 
 
-async def test_a_session_whose_use_was_cancelled_is_not_reused(pg_url: str) -> None:
-    sessions = Sessions(pg_url, 1)
-    try:
-        started = asyncio.Event()
+async def test_a_session_whose_use_was_cancelled_is_not_reused(one: Sessions) -> None:
+    started = asyncio.Event()
 
-        async def slow() -> None:
-            async with sessions.session() as conn:
-                started.set()
-                await conn.execute("SELECT pg_sleep(30)")
+    async def slow() -> None:
+        async with one.session() as conn:
+            started.set()
+            await conn.execute("SELECT pg_sleep(30)")
 
-        task = asyncio.create_task(slow())
-        await asyncio.wait_for(started.wait(), timeout=10)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        async with sessions.session() as conn:
-            assert await conn.fetchval("SELECT 1") == 1
-            running = "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)' AND state = 'active'"
-            async with asyncio.timeout(10):  # the statement of the dropped session was cancelled on the server
-                while await conn.fetchval(running):  # noqa: ASYNC110 - the server's state, polled
-                    await asyncio.sleep(0.05)
-    finally:
-        await sessions.close()
+    task = asyncio.create_task(slow())
+    await asyncio.wait_for(started.wait(), timeout=10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    async with one.session() as conn:
+        assert await conn.fetchval("SELECT 1") == 1
+        running = "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)' AND state = 'active'"
+        async with asyncio.timeout(10):  # the statement of the dropped session was cancelled on the server
+            while await conn.fetchval(running):  # noqa: ASYNC110 - the server's state, polled
+                await asyncio.sleep(0.05)
 
 
-async def test_a_statement_the_server_refuses_keeps_the_session(pg_url: str) -> None:
-    sessions = Sessions(pg_url, 1)
-    try:
-        async with sessions.session() as conn:
-            pid = await conn.fetchval("SELECT pg_backend_pid()")
-        with pytest.raises(asyncpg.PostgresError):
-            async with sessions.session() as conn, conn.transaction():
-                await conn.execute("SELECT 1/0")
-        async with sessions.session() as conn:
-            assert await conn.fetchval("SELECT pg_backend_pid()") == pid
-            assert not conn.is_in_transaction()
-    finally:
-        await sessions.close()
+async def test_a_statement_the_server_refuses_keeps_the_session(one: Sessions) -> None:
+    pid = await backend(one)
+    with pytest.raises(asyncpg.PostgresError):
+        async with one.session() as conn, conn.transaction():
+            await conn.execute("SELECT 1/0")
+    async with one.session() as conn:
+        assert await conn.fetchval("SELECT pg_backend_pid()") == pid
+        assert not conn.is_in_transaction()
