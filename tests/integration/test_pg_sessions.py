@@ -80,25 +80,29 @@ async def test_a_session_whose_server_end_died_is_replaced(one: Sessions, pg_url
     assert pids[-1] is not None and pids[-1] != pid, pids
 
 
-async def test_a_session_whose_use_was_cancelled_is_not_reused(one: Sessions) -> None:
-    started = asyncio.Event()
+async def test_a_session_whose_use_was_cancelled_is_not_reused(one: Sessions, pg_url: str) -> None:
+    running = "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)' AND state = 'active'"
 
     async def slow() -> None:
         async with one.session() as conn:
-            started.set()
             await conn.execute("SELECT pg_sleep(30)")
 
-    task = asyncio.create_task(slow())
-    await asyncio.wait_for(started.wait(), timeout=10)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    async with one.session() as conn:
-        assert await conn.fetchval("SELECT 1") == 1
-        running = "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)' AND state = 'active'"
+    observer = await asyncpg.connect(pg_url)
+    try:
+        task = asyncio.create_task(slow())
+        async with asyncio.timeout(10):  # cancelled once the server runs it (a cancel sent earlier is lost)
+            while not await observer.fetchval(running):  # noqa: ASYNC110 - the server's state, polled
+                await asyncio.sleep(0.02)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        async with one.session() as conn:
+            assert await conn.fetchval("SELECT 1") == 1
         async with asyncio.timeout(10):  # the statement of the dropped session was cancelled on the server
-            while await conn.fetchval(running):  # noqa: ASYNC110 - the server's state, polled
-                await asyncio.sleep(0.05)
+            while await observer.fetchval(running):  # noqa: ASYNC110 - the server's state, polled
+                await asyncio.sleep(0.02)
+    finally:
+        await observer.close()
 
 
 async def test_a_statement_the_server_refuses_keeps_the_session(one: Sessions) -> None:
