@@ -1,8 +1,11 @@
-"""PostgreSQL backend: an asyncpg connection pool; jobs claimed with FOR UPDATE SKIP LOCKED.
+"""PostgreSQL backend on asyncpg; jobs and postbacks claimed with FOR UPDATE SKIP LOCKED.
 
 Several API and worker processes on several machines may share one database. asyncpg prepares every
-statement once per connection and sends a batch of rows of one statement in one round trip, encoding
-them in C: a change of many rows costs a few microseconds of client CPU per row (bench/pipeline.py).
+statement once per session and encodes parameters in C. Every write is one statement where it can be:
+a group commit of accepted messages is one INSERT per table from JSON, and a batch of guarded changes
+is one statement of set-based CTEs (:mod:`mmsgate.store.pg_units`); one statement is one transaction
+and one round trip. Sessions come from :class:`mmsgate.store.pg_sessions.Sessions`: a main set, and
+small sets with planner and commit settings of their own for claims and for batches of changes.
 Migrations run through yoyo, which uses psycopg.
 """
 
@@ -48,7 +51,7 @@ UNIT_SETTINGS = {
 }
 """Settings of the sessions that run batches of guarded changes (see ``PostgresStore.__init__``)."""
 CONNECT_TIMEOUT = 10.0
-ACQUIRE_TIMEOUT = 30.0  # a pool with every connection busy this long is as good as unavailable
+ACQUIRE_TIMEOUT = 30.0  # every session busy this long is as good as unavailable
 log = logging.getLogger("mmsgate.store")
 
 
