@@ -190,6 +190,9 @@ class Job:
     lease_until: datetime | None
     deadline: datetime | None = None
     """No retry is scheduled after this time (a message's expiry): the job runs then instead."""
+    message: Message | None = None
+    """A deliver job's message as the claim read it, when the store reads it with the claim (PostgreSQL
+    does: one round trip less); else the handler reads it."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,7 +77,7 @@ class Delivery:
 
     # the job ----------------------------------------------------------------------------------
     async def run(self, job: Job) -> datetime | Settled | None:
-        message = await self.store.find_message(job.ref)
+        message = job.message if job.message is not None else await self.store.find_message(job.ref)
         if lifecycle.is_final(message.state):
             return None
         if utcnow() >= message.expires_at:

@@ -23,13 +23,14 @@ import asyncpg
 import msgspec
 from asyncpg import exceptions as pg_errors
 
+from mmsgate.core.codes import JobKind
 from mmsgate.core.model import Behaviour, Handset, Message, SandboxSubmission
 from mmsgate.errors import Conflict, NotFound, StoreError, StoreUnavailable
 from mmsgate.store.lookups import Lookups
 from mmsgate.store.migrate import apply_migrations
 from mmsgate.store.pg_sessions import Sessions
 from mmsgate.store.pg_units import FusedBatch, fusible
-from mmsgate.store.rows import MESSAGE_READ_COLUMNS, message_row
+from mmsgate.store.rows import JOB_COLUMNS, MESSAGE_READ_COLUMNS, message_row
 from mmsgate.store.sql import Params, Row, Statement, Unit, changes_of
 from mmsgate.store.sql_console import ConsoleSql
 from mmsgate.store.sql_delivery import SUBMISSION_COLUMNS, submission_row
@@ -50,6 +51,7 @@ UNIT_SETTINGS = {
     "enable_mergejoin": "off",
 }
 """Settings of the sessions that run batches of guarded changes (see ``PostgresStore.__init__``)."""
+_CLAIMED_MESSAGE_COLUMNS = ", ".join(f"m.{column.strip()}" for column in MESSAGE_READ_COLUMNS.split(","))
 CONNECT_TIMEOUT = 10.0
 ACQUIRE_TIMEOUT = 30.0  # every session busy this long is as good as unavailable
 log = logging.getLogger("mmsgate.store")
@@ -227,6 +229,19 @@ class PostgresStore(ConsoleSql):
             await lost.wait()
         finally:
             conn.terminate()
+
+    async def _claim_jobs(self, statement: Statement) -> list[tuple[Row, Row | None]]:
+        # a deliver job's handler reads its message first: the claim reads it too, in the same round trip
+        sql, params = statement
+        width = len(JOB_COLUMNS.split(","))
+        rows = await self._claim(
+            (
+                f"WITH claimed AS ({sql}) SELECT claimed.*, {_CLAIMED_MESSAGE_COLUMNS} FROM claimed "
+                f"LEFT JOIN messages m ON claimed.kind = '{JobKind.DELIVER.value}' AND m.tracking_id = claimed.ref",
+                params,
+            )
+        )
+        return [(row[:width], row[width:] if row[width] is not None else None) for row in rows]
 
     async def find_message(self, tracking_id: str) -> Message:
         # the jobs a worker claimed together each read their message at once: one query for all

@@ -181,7 +181,7 @@ def part_statements(parts: Sequence[Part]) -> list[Statement]:
     ]
 
 
-def job_row(row: Row) -> Job:
+def job_row(row: Row, message: Message | None = None) -> Job:
     return Job(
         id=int(row[0]),
         kind=JobKind(row[1]),
@@ -192,6 +192,7 @@ def job_row(row: Row) -> Job:
         lease_owner=row[6],
         lease_until=from_epoch(row[7]) if row[7] is not None else None,
         deadline=from_epoch(row[8]) if row[8] is not None else None,
+        message=message,
     )
 
 

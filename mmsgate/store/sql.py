@@ -693,14 +693,20 @@ class SqlStore(Store):
             # job of the kind, done ones included, instead of the due ones in jobs_due order
             kind_filter = f" AND {self.unindexed('kind')} IN ({', '.join('?' for _ in kinds)})"
             kind_values = [k.value for k in kinds]
-        rows = await self._claim(
+        rows = await self._claim_jobs(
             (
                 claim_statement("jobs", kind_filter, self.skip_locked)
                 + f" RETURNING {', '.join('jobs.' + c.strip() for c in JOB_COLUMNS.split(','))}",
                 (now, *kind_values, limit, now, *kind_values, limit, owner, now + lease_seconds, now, limit),
             )
         )
-        return sorted((job_row(r) for r in rows), key=lambda j: (j.run_at, j.id))
+        jobs = (job_row(r, message_row(m) if m is not None else None) for r, m in rows)
+        return sorted(jobs, key=lambda j: (j.run_at, j.id))
+
+    async def _claim_jobs(self, statement: Statement) -> list[tuple[Row, Row | None]]:
+        """Run a job claim: the rows of the jobs (JOB_COLUMNS), each with its message's row (of a deliver
+        job) when the backend reads it with the claim, else None."""
+        return [(row, None) for row in await self._claim(statement)]
 
     async def extend_leases(self, job_ids: Sequence[int], owner: str, *, lease_seconds: float) -> set[int]:
         now = time.time()

@@ -105,6 +105,23 @@ async def test_advance_is_a_compare_and_set(store: Store, caller: Caller) -> Non
     assert [e.code for e in await store.list_events(tracking_id)] == [None, None, "N101", "N102"]
 
 
+async def test_a_claimed_deliver_job_may_carry_its_message_as_the_claim_read_it(
+    store: Store, caller: Caller, backend: str
+) -> None:
+    tracking_id = await accepted(store, caller)
+    await store.sandbox_submit(
+        SandboxSubmission("t-other", "sbx-other", caller.to, Behaviour.DELIVERS, "{}", time.time(), time.time())
+    )
+    jobs = {j.kind: j for j in await store.claim_jobs("w1", limit=10, lease_seconds=LEASE)}
+    assert set(jobs) == {JobKind.DELIVER, JobKind.SANDBOX_REPORT}
+    assert jobs[JobKind.SANDBOX_REPORT].message is None
+    carried = jobs[JobKind.DELIVER].message
+    if backend == "postgresql":  # read with the claim, in the same round trip
+        assert carried == await store.find_message(tracking_id)
+    else:
+        assert carried is None
+
+
 async def test_advance_without_close_job_leaves_the_job_waiting(store: Store, caller: Caller) -> None:
     tracking_id = await accepted(store, caller)
     [job] = await store.claim_jobs("w1", limit=10, lease_seconds=LEASE)
