@@ -38,7 +38,7 @@ class Settings(BaseSettings):
         default=12, ge=1, description="PostgreSQL connections per process (accepts commit on up to 6 at once)"
     )
     job_lease_seconds: float = Field(default=60.0, gt=0)
-    worker_concurrency: int = Field(default=16, ge=1, description="jobs one worker process runs at once")
+    worker_concurrency: int = Field(default=64, ge=1, description="jobs one worker process runs at once")
     workers: bool = Field(default=True, description="`serve` runs the job workers in its process")
     media_allow_networks: str = Field(
         default="", description="comma-separated CIDRs media may be fetched from although not public"
