@@ -59,27 +59,25 @@ class SetForm:
     and whose columns are ``arg1`` … ``argN`` (the statement's parameters, in order) and ``unit`` (and, for
     a change, ``ord``)."""
 
-    arguments: int
     guard: bool
     """Whether it may be a guard (an UPDATE): its rendering then returns the units it changed a row for."""
     render: Callable[[str], str]
 
 
-def _arguments(sql: str) -> tuple[str, int]:
+def _arguments(sql: str) -> str:
+    """``sql`` with its ``?`` placeholders named for the row source's columns, in order."""
     numbers = itertools.count(1)
-    text = _PLACEHOLDER.sub(lambda _: f"i.arg{next(numbers)}", sql)
-    return text, sql.count("?")
+    return _PLACEHOLDER.sub(lambda _: f"i.arg{next(numbers)}", sql)
 
 
 @functools.lru_cache(maxsize=512)
 def set_form(sql: str) -> SetForm | None:
     """``sql`` (with ``?`` placeholders) rewritten to take its rows from a row source; None if it has a
     form that cannot be."""
-    text, count = _arguments(sql)
+    text = _arguments(sql)
     if match := _UPDATE.fullmatch(text):
         table, assignments, condition = match.groups()
         return SetForm(
-            count,
             True,
             lambda source: (
                 f"UPDATE {table} SET {assignments} FROM {source} WHERE {condition} RETURNING i.{UNIT_COLUMN}"
@@ -88,7 +86,6 @@ def set_form(sql: str) -> SetForm | None:
     if match := _INSERT_VALUES.fullmatch(text):
         table, columns, values, conflict = match.groups()
         return SetForm(
-            count,
             False,
             lambda source: (
                 f"INSERT INTO {table} ({columns}) SELECT {values} FROM {source} ORDER BY i.{ORDER_COLUMN}{conflict}"
@@ -97,7 +94,6 @@ def set_form(sql: str) -> SetForm | None:
     if match := _INSERT_SELECT.fullmatch(text):
         table, columns, values, origin, condition = match.groups()
         return SetForm(
-            count,
             False,
             lambda source: (
                 f"INSERT INTO {table} ({columns}) SELECT {values} FROM {origin}, {source} WHERE {condition} "
