@@ -11,7 +11,7 @@ only the write at fault gets the error.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, Protocol, TypeVar
 
 T = TypeVar("T")
@@ -32,11 +32,12 @@ class Batcher(Protocol[T_contra, R_co]):
 
 class GroupCommitter(Generic[T, R]):
     """Batches items for ``flush``, which commits a list of items in one transaction and returns one
-    result per item."""
+    result per item. A flush that raises committed nothing (each item is then tried alone); one that
+    committed part of a batch returns an exception in place of the result of each item that failed."""
 
     def __init__(
         self,
-        flush: Callable[[list[T]], Awaitable[list[R]]],
+        flush: Callable[[list[T]], Awaitable[Sequence[R | Exception]]],
         max_batch: int = 512,
         parallel: int = 1,
         busy_batch: int = 1,
@@ -112,8 +113,7 @@ class GroupCommitter(Generic[T, R]):
                 await self._commit_alone(item, future)
             return
         for (_, future), result in zip(batch, results, strict=True):
-            if not future.done():
-                future.set_result(result)
+            _settle(future, result)
 
     async def _commit_alone(self, item: T, future: asyncio.Future[R]) -> None:
         try:
@@ -122,5 +122,13 @@ class GroupCommitter(Generic[T, R]):
             if not future.done():
                 future.set_exception(exc)
         else:
-            if not future.done():
-                future.set_result(results[0])
+            _settle(future, results[0])
+
+
+def _settle(future: asyncio.Future[R], result: R | Exception) -> None:
+    if future.done():
+        return
+    if isinstance(result, Exception):
+        future.set_exception(result)
+    else:
+        future.set_result(result)

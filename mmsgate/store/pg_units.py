@@ -15,8 +15,8 @@ others' effects. That is what a batch's units already assume of each other (they
 :func:`mmsgate.store.sql.changes_of`), with one exception the caller handles: two units whose guards hit
 the same row (a report and an expiry of one message, or a step that a second step of the batch follows).
 Only one of the two updates takes effect and only its unit holds; the other unit's guard must be tried
-again after it (:meth:`FusedBatch.unheld`), which gives the outcome of running them one after the other
-(in some order: they were made concurrently). The changes of units that hold touch rows of their own
+again after it (``PostgresStore._apply_units`` does), which gives the outcome of running them one after
+the other (in some order: they were made concurrently). The changes of units that hold touch rows of their own
 subject (a message's events, postbacks and jobs), each update conditioned on the row's state, so two of
 them never change one row.
 
@@ -203,8 +203,3 @@ class FusedBatch:
         for number in held_units:
             applied[number] = True
         return applied
-
-    def unheld(self, applied: Sequence[bool]) -> list[int]:
-        """The units whose guard did not hold: each may have lost a race for its row to another unit of the
-        batch, so it is to be tried again on its own."""
-        return [n for n, unit in enumerate(self.units) if unit.guard is not None and not applied[n]]

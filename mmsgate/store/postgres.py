@@ -330,25 +330,31 @@ class PostgresStore(ConsoleSql):
         except _FAILURES as exc:
             raise _translate(exc) from exc
 
-    async def _apply_units(self, units: Sequence[Unit]) -> list[bool]:
-        # the units whose statements can be rewritten run as one statement (one round trip); any others,
-        # statement by statement in a transaction of their own
-        fused = [n for n, unit in enumerate(units) if fusible(unit)]
-        stepwise = [n for n, unit in enumerate(units) if not fusible(unit)]
-        applied = [False] * len(units)
-        try:
-            async with self._units_sessions.session() as conn:
-                if fused:
+    async def _apply_units(self, units: Sequence[Unit]) -> list[bool | Exception]:
+        # the units whose statements can be rewritten run as one statement (one round trip). If it fails,
+        # nothing is committed and this raises (the group committer tries each unit alone). Once it has
+        # committed, what follows runs in transactions of its own, and a failure there is only its units'
+        # own: the units that cannot be rewritten, and those whose guard may have lost its row to another
+        # unit of the batch, which are tried again after it
+        fusing = [fusible(unit) for unit in units]
+        results: list[bool | Exception] = [False] * len(units)
+        fused = [n for n, fuses in enumerate(fusing) if fuses]
+        again: list[int] = []
+        if fused:
+            try:
+                async with self._units_sessions.session() as conn:
                     held = await self._apply_fused(conn, [units[n] for n in fused])
-                    for n, ok in zip(fused, held, strict=True):
-                        applied[n] = ok
-                if stepwise:
-                    held = await self._apply_stepwise(conn, [units[n] for n in stepwise])
-                    for n, ok in zip(stepwise, held, strict=True):
-                        applied[n] = ok
-        except _FAILURES as exc:
-            raise _translate(exc) from exc
-        return applied
+            except _FAILURES as exc:
+                raise _translate(exc) from exc
+            for n, ok in zip(fused, held, strict=True):
+                results[n] = ok
+                if not ok and units[n].guard is not None:
+                    again.append(n)
+        for group in ([n for n, fuses in enumerate(fusing) if not fuses], again):
+            if group:
+                for n, result in zip(group, await self._apply_apart([units[n] for n in group]), strict=True):
+                    results[n] = result
+        return results
 
     async def _apply_fused(self, conn: asyncpg.Connection, units: Sequence[Unit]) -> list[bool]:
         for sql in {sql for unit in units for sql, _ in (*([unit.guard] if unit.guard else ()), *unit.then)}:
@@ -356,12 +362,25 @@ class PostgresStore(ConsoleSql):
                 statement = await conn.prepare(_pg(sql))
                 self._parameter_types[sql] = tuple(_type_name(t) for t in statement.get_parameters())
         batch = FusedBatch(units, self._parameter_types.__getitem__)
-        applied = batch.applied([record[0] for record in await conn.fetch(batch.statement, *batch.arguments)])
-        again = batch.unheld(applied)
-        if again:  # a guard that did not hold may have lost its row to another unit of the batch
-            for n, ok in zip(again, await self._apply_stepwise(conn, [units[n] for n in again]), strict=True):
-                applied[n] = ok
-        return applied
+        return batch.applied([record[0] for record in await conn.fetch(batch.statement, *batch.arguments)])
+
+    async def _apply_apart(self, units: Sequence[Unit]) -> list[bool | Exception]:
+        """The units statement by statement in one transaction; if that fails, each in a transaction of its
+        own, and a unit that fails alone gets its error as its result."""
+        try:
+            async with self._units_sessions.session() as conn:
+                return list(await self._apply_stepwise(conn, units))
+        except _FAILURES as exc:
+            if len(units) == 1:
+                return [_translate(exc)]
+        results: list[bool | Exception] = []
+        for unit in units:
+            try:
+                async with self._units_sessions.session() as conn:
+                    results.extend(await self._apply_stepwise(conn, [unit]))
+            except _FAILURES as exc:
+                results.append(_translate(exc))
+        return results
 
     async def _apply_stepwise(self, conn: asyncpg.Connection, units: Sequence[Unit]) -> list[bool]:
         # the guards of one statement run as one batch (one round trip), answering with the numbers of

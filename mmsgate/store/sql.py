@@ -168,7 +168,7 @@ class SqlStore(Store):
         """Run each statement once per parameter set, all in one transaction."""
 
     @abc.abstractmethod
-    async def _apply_units(self, units: Sequence[Unit]) -> list[bool]:
+    async def _apply_units(self, units: Sequence[Unit]) -> Sequence[bool | Exception]:
         """Run the units in one transaction: every guard first, in order, then the statements of the
         units whose guard returned a row, grouped by statement (:func:`changes_of`)."""
 

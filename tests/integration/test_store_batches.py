@@ -5,12 +5,14 @@ tests hold it to the one-after-the-other outcome. Every test runs against SQLite
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
 
 from mmsgate.core.codes import JobKind, MessageState, TemplateState
 from mmsgate.core.model import MediaKind, Part, Step, Template
+from mmsgate.errors import StoreError
 from mmsgate.store.pg_units import FusedBatch
 from mmsgate.store.postgres import PostgresStore, _pg
 from mmsgate.store.rows import Unit, event_statement, part_statements
@@ -59,7 +61,7 @@ async def test_of_two_final_steps_of_one_message_in_a_batch_one_holds(store: Sql
 
     held = await store._apply_units([unit(store, delivered), unit(store, expired)])
 
-    assert sorted(held) == [False, True]
+    assert sorted(bool(h) for h in held) == [False, True] and all(isinstance(h, bool) for h in held)
     winner, loser = (delivered, expired) if held[0] else (expired, delivered)
     assert (await store.find_message(tracking_id)).state is winner.target
     codes = [e.code for e in await store.list_events(tracking_id)]
@@ -212,3 +214,31 @@ async def test_postgres_batches_look_rows_up_by_key_in_plans_made_on_empty_table
         assert "Seq Scan" not in plan and "Hash Join" not in plan and "Merge Join" not in plan, plan
     assert "messages_pkey" in plans[0] and "jobs_kind_ref_key" in plans[0] and "jobs_pkey" in plans[0], plans[0]
     assert "postbacks_pkey" in plans[1], plans[1]
+
+
+@pytest.mark.postgres
+async def test_postgres_a_failure_after_the_batch_statement_is_its_units_own(pg_url: str) -> None:
+    """On PostgreSQL a batch's rewritable units commit in one statement first; a unit run after it (one
+    that cannot be rewritten) that fails gets its own error, and the committed ones are not tried again
+    (a unit without a guard would be applied twice)."""
+    store = PostgresStore(pg_url)
+    await store.open()
+    try:
+        kept = Unit(None, [("INSERT INTO gateway_values (name, value) VALUES (?, ?)", ("batch", "once"))])
+        failing = Unit(
+            None,
+            [("DELETE FROM parts WHERE owner_id = ?", ("nobody",)), ("INSERT INTO accounts (id) VALUES (?)", ("x",))],
+        )
+        results = await store._apply_units([kept, failing])
+        assert results[0] is True
+        assert isinstance(results[1], StoreError) and "refused" in str(results[1])
+        assert await store.get_value("batch") == "once"
+        # through the group committer, the failing unit's caller alone gets the error
+        other = Unit(None, [("INSERT INTO gateway_values (name, value) VALUES (?, ?)", ("other", "v"))])
+        outcomes = await asyncio.gather(
+            store._unit(other.guard, *other.then), store._unit(failing.guard, *failing.then), return_exceptions=True
+        )
+        assert outcomes[0] is True and isinstance(outcomes[1], StoreError)
+        assert await store.get_value("other") == "v"
+    finally:
+        await store.close()

@@ -79,3 +79,36 @@ async def test_close_commits_a_small_batch_at_once() -> None:
         gate.set()
     await closing
     assert (await first, await second) == (10, 20)
+
+
+async def test_an_item_that_failed_alone_in_a_committed_batch_gets_its_error_and_is_not_tried_again() -> None:
+    flushed: list[list[int]] = []
+
+    async def flush(items: list[int]) -> list[int | Exception]:
+        flushed.append(list(items))
+        return [ValueError(f"item {n} refused") if n < 0 else n * 10 for n in items]
+
+    committer: GroupCommitter[int, int] = GroupCommitter(flush)
+    committer.start()
+    outcomes = await asyncio.gather(*(committer.submit(n) for n in (1, -2, 3)), return_exceptions=True)
+    assert outcomes[0] == 10 and outcomes[2] == 30
+    assert isinstance(outcomes[1], ValueError) and str(outcomes[1]) == "item -2 refused"
+    assert flushed == [[1, -2, 3]]  # the batch was committed once, nothing again item by item
+    await committer.close()
+
+
+async def test_a_batch_whose_flush_raised_is_tried_item_by_item() -> None:
+    flushed: list[list[int]] = []
+
+    async def flush(items: list[int]) -> list[int]:
+        flushed.append(list(items))
+        if any(n < 0 for n in items):
+            raise ValueError("refused")
+        return [n * 10 for n in items]
+
+    committer: GroupCommitter[int, int] = GroupCommitter(flush)
+    committer.start()
+    outcomes = await asyncio.gather(*(committer.submit(n) for n in (1, -2, 3)), return_exceptions=True)
+    assert outcomes[0] == 10 and outcomes[2] == 30 and isinstance(outcomes[1], ValueError)
+    assert flushed == [[1, -2, 3], [1], [-2], [3]]
+    await committer.close()

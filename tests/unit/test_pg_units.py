@@ -59,5 +59,5 @@ def test_a_batch_passes_one_array_per_argument_and_the_units_of_each_row() -> No
     # the guard's rows, then the units without a guard, then each change's rows (in text order)
     assert batch.arguments[:6] == [[1.0, 2.0], [7, 8], ["w", "w"], ["running", "running"], [0, 2], [1]]
     assert batch.arguments[6:] == [["N101"], ["Sent"], ["d"], [1.0], ["t1"], [0], ["n1", "n2"], ["m1", "m2"], [1, 1]]
-    assert batch.unheld(batch.applied([1, 2])) == [0]
+    assert batch.applied([1, 2]) == [False, True, True]
     assert batch.statement == fused_statement(((GUARD, TYPES[GUARD]),), ((EVENT, TYPES[EVENT]), (INBOX, TYPES[INBOX])))
