@@ -17,6 +17,7 @@ import itertools
 import logging
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -38,7 +39,7 @@ from mmsgate.store.sql_delivery import SUBMISSION_COLUMNS, submission_row
 JOBS_CHANNEL = "mmsgate_jobs"
 CLAIM_SESSIONS = 3
 CLAIM_SETTINGS = {"enable_bitmapscan": "off", "synchronous_commit": "off"}
-"""Settings of the sessions that claim jobs and postbacks and renew leases (see ``PostgresStore.__init__``).
+"""Settings of the sessions that claim jobs and postbacks and renew leases (see ``_SessionSets.claims``).
 
 Their commits do not wait for the WAL to reach the disk (a synchronous commit cost the server 37 µs of
 CPU more, and 100 µs more of waiting): a claim lost in a crash of the server only leaves its jobs or
@@ -50,7 +51,7 @@ UNIT_SETTINGS = {
     "enable_hashjoin": "off",
     "enable_mergejoin": "off",
 }
-"""Settings of the sessions that run batches of guarded changes (see ``PostgresStore.__init__``)."""
+"""Settings of the sessions that run batches of guarded changes (see ``_SessionSets.units``)."""
 _CLAIMED_MESSAGE_COLUMNS = ", ".join(f"m.{column.strip()}" for column in MESSAGE_READ_COLUMNS.split(","))
 CONNECT_TIMEOUT = 10.0
 ACQUIRE_TIMEOUT = 30.0  # every session busy this long is as good as unavailable
@@ -139,6 +140,27 @@ def _rows(records: Sequence[asyncpg.Record]) -> list[Row]:
     return [tuple(record) for record in records]
 
 
+@dataclass(frozen=True, slots=True)
+class _SessionSets:
+    """The sessions of an open store."""
+
+    main: Sessions
+    """Reads, accepts and any other write."""
+    claims: Sessions
+    """Claims of jobs and postbacks, and lease renewals (CLAIM_SETTINGS). A queue's newest rows lie past
+    the statistics of the last ANALYZE, so the planner guesses a handful of due jobs and reads them all
+    with a bitmap scan, then sorts them: with a backlog of 18,000 jobs, 11-23 ms a claim
+    (bench/pipeline.py). Without bitmap scans a claim reads the ordered partial index, only the rows it
+    takes (1.7 ms), in one round trip (no transaction to set it in)."""
+    units: Sessions
+    """Batches of guarded changes (UNIT_SETTINGS). A batch is one statement of its own text for each
+    combination of statement texts; with custom plans the server planned a fifth of them anew, and
+    planning took 15% of the time it spent on them (pg_stat_statements, bench/pipeline.py), so these
+    sessions keep generic plans. A plan made while a table was small would read all of it (a sequential
+    scan, or a hash join) for every batch once it has grown: these sessions only join by index lookups
+    (nested loops), as a few rows from arrays against tables of any size want."""
+
+
 class PostgresStore(ConsoleSql):
     """The store for deployments that scale across processes and machines."""
 
@@ -153,20 +175,7 @@ class PostgresStore(ConsoleSql):
         super().__init__(group_commit_max=group_commit_max)
         self.url = url
         self._pool_size = pool_size
-        self._sessions: Sessions | None = None
-        # a queue's newest rows lie past the statistics of the last ANALYZE, so the planner guesses a handful
-        # of due jobs and reads them all with a bitmap scan, then sorts them: with a backlog of 18,000 jobs,
-        # 11-23 ms a claim (bench/pipeline.py). Claims plan without bitmap scans, so that a claim reads the
-        # ordered partial index, only the rows it takes (1.7 ms), in one round trip (no transaction to set
-        # it in); see CLAIM_SETTINGS.
-        self._claims = self._new_sessions(CLAIM_SESSIONS, CLAIM_SETTINGS)
-        # a batch of units is one statement of its own text for each combination of statement texts; with
-        # custom plans the server planned a fifth of them anew, and planning took 15% of the time it spent
-        # on them (pg_stat_statements, bench/pipeline.py), so their sessions keep generic plans. A plan
-        # made while a table was small would read all of it (a sequential scan, or a hash join) for every
-        # batch once it has grown: these sessions only join by index lookups (nested loops), as a few
-        # rows from arrays against tables of any size want.
-        self._units_sessions = self._new_sessions(self.write_lanes + 1, UNIT_SETTINGS)
+        self._sessions: _SessionSets | None = None
         self._watchers: list[asyncio.Task[None]] = []
         self._messages: Lookups[str, Row] = Lookups(self._messages_by_id)
         self._handsets: Lookups[str, Row] = Lookups(self._handsets_by_number)
@@ -179,15 +188,17 @@ class PostgresStore(ConsoleSql):
         )
 
     async def open(self) -> None:
-        sessions = self._new_sessions(self._pool_size)
+        main = self._new_sessions(self._pool_size)
         try:
-            async with sessions.session():
+            async with main.session():
                 pass  # one session now: a server that is not there is said at start
         except (*_FAILURES, ValueError) as exc:
             raise StoreUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
-        self._sessions = sessions
-        self._claims = self._new_sessions(CLAIM_SESSIONS, CLAIM_SETTINGS)  # anew: close() closed them
-        self._units_sessions = self._new_sessions(self.write_lanes + 1, UNIT_SETTINGS)
+        self._sessions = _SessionSets(
+            main,
+            self._new_sessions(CLAIM_SESSIONS, CLAIM_SETTINGS),
+            self._new_sessions(self.write_lanes + 1, UNIT_SETTINGS),
+        )
         await self._start_group_commit()
 
     async def close(self) -> None:
@@ -196,11 +207,10 @@ class PostgresStore(ConsoleSql):
         await asyncio.gather(*self._watchers, return_exceptions=True)
         self._watchers.clear()
         await self._stop_group_commit()
-        await self._claims.close()
-        await self._units_sessions.close()
         if self._sessions is not None:
-            await self._sessions.close()
-            self._sessions = None
+            sets, self._sessions = self._sessions, None
+            for sessions in (sets.claims, sets.units, sets.main):
+                await sessions.close()
 
     async def migrate(self) -> list[str]:
         return await asyncio.to_thread(apply_migrations, self.url, "postgresql")
@@ -283,14 +293,14 @@ class PostgresStore(ConsoleSql):
             found[row[0]] = found[row[1]] = row
         return found
 
-    def _require_sessions(self) -> Sessions:
+    def _require_sessions(self) -> _SessionSets:
         if self._sessions is None:
             raise RuntimeError("store is not open")
         return self._sessions
 
     async def _read(self, sql: str, params: Params = ()) -> list[Row]:
         try:
-            async with self._require_sessions().session() as conn:
+            async with self._require_sessions().main.session() as conn:
                 return _rows(await conn.fetch(_pg(sql), *params))
         except _FAILURES as exc:
             raise _translate(exc) from exc
@@ -298,7 +308,7 @@ class PostgresStore(ConsoleSql):
     async def _claim(self, statement: Statement) -> list[Row]:
         sql, params = statement
         try:
-            async with self._claims.session() as conn:
+            async with self._require_sessions().claims.session() as conn:
                 return _rows(await conn.fetch(_pg(sql), *params))
         except _FAILURES as exc:
             raise _translate(exc) from exc
@@ -308,7 +318,7 @@ class PostgresStore(ConsoleSql):
             return [await self._read(*statements[0])]
         results: list[list[Row]] = []
         try:
-            async with self._require_sessions().session() as conn, conn.transaction():
+            async with self._require_sessions().main.session() as conn, conn.transaction():
                 for sql, params in statements:
                     results.append(_rows(await conn.fetch(_pg(sql), *params)))
         except _FAILURES as exc:
@@ -319,7 +329,7 @@ class PostgresStore(ConsoleSql):
         # group commits carry new jobs: the statement tells the workers of every process (on commit)
         try:
             statement, columns = _inserts_statement(tuple(sql for sql, _ in batches))
-            async with self._require_sessions().session() as conn:
+            async with self._require_sessions().main.session() as conn:
                 await conn.execute(
                     statement,
                     *(
@@ -342,7 +352,7 @@ class PostgresStore(ConsoleSql):
         again: list[int] = []
         if fused:
             try:
-                async with self._units_sessions.session() as conn:
+                async with self._require_sessions().units.session() as conn:
                     held = await self._apply_fused(conn, [units[n] for n in fused])
             except _FAILURES as exc:
                 raise _translate(exc) from exc
@@ -368,7 +378,7 @@ class PostgresStore(ConsoleSql):
         """The units statement by statement in one transaction; if that fails, each in a transaction of its
         own, and a unit that fails alone gets its error as its result."""
         try:
-            async with self._units_sessions.session() as conn:
+            async with self._require_sessions().units.session() as conn:
                 return list(await self._apply_stepwise(conn, units))
         except _FAILURES as exc:
             if len(units) == 1:
@@ -376,7 +386,7 @@ class PostgresStore(ConsoleSql):
         results: list[bool | Exception] = []
         for unit in units:
             try:
-                async with self._units_sessions.session() as conn:
+                async with self._require_sessions().units.session() as conn:
                     results.extend(await self._apply_stepwise(conn, [unit]))
             except _FAILURES as exc:
                 results.append(_translate(exc))

@@ -170,7 +170,9 @@ class SqlStore(Store):
     @abc.abstractmethod
     async def _apply_units(self, units: Sequence[Unit]) -> Sequence[bool | Exception]:
         """Run the units in one transaction: every guard first, in order, then the statements of the
-        units whose guard returned a row, grouped by statement (:func:`changes_of`)."""
+        units whose guard returned a row, grouped by statement (:func:`changes_of`). Raise if nothing
+        was committed; a backend that commits a batch in parts returns an exception as the result of each
+        unit that failed in a later part (see :class:`mmsgate.store.group.GroupCommitter`)."""
 
     async def _claim(self, statement: Statement) -> list[Row]:
         """Run one statement that changes only leases (a claim of jobs or postbacks, a renewal); return

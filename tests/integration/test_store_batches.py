@@ -193,7 +193,7 @@ async def test_postgres_batches_look_rows_up_by_key_in_plans_made_on_empty_table
             [],
         )
         plans: list[str] = []
-        async with store._units_sessions.session() as conn:
+        async with store._require_sessions().units.session() as conn:
             for batch_units in (units, [attempted]):
                 for sql in {s for u in batch_units for s, _ in ([u.guard] if u.guard else []) + list(u.then)}:
                     prepared = await conn.prepare(_pg(sql))
