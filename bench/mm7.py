@@ -63,16 +63,13 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 sys.path.insert(0, str(REPO))
 
+from mmsgate.carriers.mm7.build import build_submit_req  # noqa: E402
 from mmsgate.carriers.mm7.connection import Mm7Carrier, Mm7Settings, is_short_code  # noqa: E402
-from mmsgate.carriers.mm7.messages import (  # noqa: E402
-    DEFAULT_VERSION,
-    Address,
-    Mm7Part,
-    build_deliver_req,
-    build_submit_req,
-)
+from mmsgate.carriers.mm7.records import Address, Mm7Part  # noqa: E402
+from mmsgate.carriers.mm7.status import DEFAULT_VERSION  # noqa: E402
 from mmsgate.core.compose import TEXT_CONTENT_TYPE, Mms, MmsPart, smil_for  # noqa: E402
 from mmsgate.media.blobs import BlobStore  # noqa: E402
+from tests.mm7_mmsc import build_deliver_req  # noqa: E402
 from tests.mmsc import PACKAGES, PEERS, Mmsc  # noqa: E402
 
 RESULTS = REPO / "docs" / "benchmarks.md"

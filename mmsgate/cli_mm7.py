@@ -12,7 +12,7 @@ from __future__ import annotations
 import click
 
 from mmsgate.carriers.mm7.connection import MM7, mm7_config
-from mmsgate.carriers.mm7.messages import DEFAULT_VERSION, VERSIONS
+from mmsgate.carriers.mm7.status import DEFAULT_VERSION, VERSIONS
 from mmsgate.cli import _emit, main, store_options, with_store
 from mmsgate.cli_connections import add_list_and_remove, routes, shown
 from mmsgate.store.base import Store

@@ -20,36 +20,29 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree  # lxml ships no type information
 
-from mmsgate.carriers.mm7.messages import (
-    DEFAULT_VERSION,
-    VERSIONS,
+from mmsgate.carriers.mm7.build import build_fault, build_response, build_submit_req
+from mmsgate.carriers.mm7.parse import parse_request, parse_submit_response
+from mmsgate.carriers.mm7.records import (
     Address,
     DeliverReq,
     DeliveryReportReq,
     Mm7Fault,
     Mm7ParseError,
     Mm7Part,
-    Mm7Status,
     OtherReq,
-    Outcome,
     ReadReplyReq,
-    SubmitReq,
     SubmitRsp,
-    build_deliver_req,
-    build_delivery_report_req,
-    build_fault,
-    build_read_reply_req,
-    build_response,
-    build_submit_req,
-    classify,
-    namespace,
-    parse_request,
-    parse_submit_req,
-    parse_submit_response,
-    status_text,
 )
+from mmsgate.carriers.mm7.status import DEFAULT_VERSION, VERSIONS, Mm7Status, Outcome, classify, namespace, status_text
 from mmsgate.core.compose import Mms, MmsPart, compose
 from mmsgate.core.model import Media, MediaKind, Message, Part, Sending, Slide
+from tests.mm7_mmsc import (
+    SubmitReq,
+    build_deliver_req,
+    build_delivery_report_req,
+    build_read_reply_req,
+    parse_submit_req,
+)
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "mm7"
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"

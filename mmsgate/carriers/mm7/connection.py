@@ -1,6 +1,6 @@
 """An MM7 connection to a carrier's MMSC (``mmsgate mm7 add``): the Carrier that submits over it.
 
-``submit`` packs the composed MMS into a SubmitReq (:mod:`mmsgate.carriers.mm7.messages`), posts it with
+``submit`` packs the composed MMS into a SubmitReq (:mod:`mmsgate.carriers.mm7.build`), posts it with
 HTTP Basic auth and reads the answer: a SubmitRsp's MessageID becomes the carrier message id; a status
 or fault says whether trying again can help (3100 "throughput exceeded" backs off as throttling, 2xxx
 refuses the message for good). An answer that never came is recorded as such: the MMSC may have the
@@ -20,16 +20,10 @@ from typing import Any
 import aiohttp
 
 from mmsgate.carriers.base import Carrier, CarrierSink, SubmitResult
-from mmsgate.carriers.mm7.messages import (
-    DEFAULT_VERSION,
-    VERSIONS,
-    Mm7Fault,
-    Mm7ParseError,
-    Outcome,
-    build_submit_req,
-    classify,
-    parse_submit_response,
-)
+from mmsgate.carriers.mm7.build import build_submit_req
+from mmsgate.carriers.mm7.parse import parse_submit_response
+from mmsgate.carriers.mm7.records import Mm7Fault, Mm7ParseError
+from mmsgate.carriers.mm7.status import DEFAULT_VERSION, VERSIONS, Outcome, classify
 from mmsgate.core.compose import Mms
 from mmsgate.core.model import Connection
 from mmsgate.core.passwords import hash_password

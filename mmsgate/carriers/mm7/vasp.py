@@ -27,19 +27,11 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from mmsgate.carriers.base import CarrierSink, DeliveryReport, InboundFile, InboundMms, ReportStatus
+from mmsgate.carriers.mm7.build import build_fault, build_response
 from mmsgate.carriers.mm7.connection import MM7
-from mmsgate.carriers.mm7.messages import (
-    DEFAULT_VERSION,
-    DeliverReq,
-    DeliveryReportReq,
-    Mm7ParseError,
-    Mm7Status,
-    OtherReq,
-    ReadReplyReq,
-    build_fault,
-    build_response,
-    parse_request,
-)
+from mmsgate.carriers.mm7.parse import parse_request
+from mmsgate.carriers.mm7.records import DeliverReq, DeliveryReportReq, Mm7ParseError, OtherReq, ReadReplyReq
+from mmsgate.carriers.mm7.status import DEFAULT_VERSION, Mm7Status
 from mmsgate.core.model import Connection, Job
 from mmsgate.core.passwords import check_password
 from mmsgate.delivery.inbound import InboundRefused
