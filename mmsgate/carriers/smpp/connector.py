@@ -11,8 +11,8 @@ Behaviour:
   ESME_RMSGQFUL pause every submit of the connector and resend the same segment (the SMSC did not take
   it), for at most ``throttle_budget`` seconds. See :meth:`SmppConnector.submit` for the errors.
 * A deliver_sm is answered once the sink returned (ESME_RX_T_APPN when it raised, so the SMSC resends):
-  a delivery receipt (TLVs receipted_message_id and message_state first, else the receipt text) goes to
-  ``sink.sms_receipt``; an MO, reassembled from its UDH or SAR segments, to ``sink.sms_inbound``.
+  a delivery receipt goes to ``sink.sms_receipt``; an MO, reassembled from its segments, to
+  ``sink.sms_inbound`` (:class:`~mmsgate.carriers.smpp.receiving.Receiver`).
 
 The connection itself is a :class:`~mmsgate.carriers.smpp.link.Link`; the PDUs it receives are read in
 :mod:`mmsgate.carriers.smpp.pdus`.
@@ -26,21 +26,12 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
-from aiosmpplib import (
-    BindReceiver,
-    BindTransceiver,
-    BindTransmitter,
-    DeliverSmResp,
-    SmppCommandStatus,
-    SmppDataCoding,
-    SubmitSm,
-    Unbind,
-)
+from aiosmpplib import BindReceiver, BindTransceiver, BindTransmitter, SmppDataCoding, SubmitSm, Unbind
 
-from mmsgate.carriers.smpp.encoding import Segment, decode_segment, encode_sms
+from mmsgate.carriers.smpp.encoding import Segment, encode_sms
 from mmsgate.carriers.smpp.link import BindKind, Link, Lost, NotSent
 from mmsgate.carriers.smpp.pdus import (
     BUSY,
@@ -48,29 +39,22 @@ from mmsgate.carriers.smpp.pdus import (
     RETRY_ONCE,
     RINVMSGLEN,
     ROK,
-    RX_P_APPN,
-    RX_T_APPN,
     THROTTLED,
-    TLV_MESSAGE_PAYLOAD,
-    DeliverSm,
     destination_address,
-    parse_deliver_sm,
-    parse_receipt,
-    segment_info,
     source_address,
     status_code,
     status_text,
     validity_period,
 )
+from mmsgate.carriers.smpp.receiving import Receiver
 from mmsgate.errors import CarrierBusy, CarrierError, CarrierRejected, ConfigError
-from mmsgate.sms.base import InboundSms, Sms, SmsConnector, SmsSink, SmsSubmitResult, normalise_id
+from mmsgate.sms.base import Sms, SmsConnector, SmsSink, SmsSubmitResult, normalise_id
 
 log = logging.getLogger("mmsgate.smpp")
 
 _THROTTLE_CAP = 30.0
 _UNBIND_WAIT = 2.0
 _SETTLE_WAIT = 2.0
-_PARTIAL_MAX_AGE = 600.0
 _STEADY_SECONDS = 5.0
 """A bind that lasted this long resets the reconnect back-off."""
 
@@ -104,15 +88,6 @@ class _BindRefused(Exception):
         self.status = status
 
 
-@dataclass
-class _Partial:
-    """The segments of one concatenated MO received so far."""
-
-    total: int
-    started: float
-    parts: dict[int, str] = field(default_factory=dict)
-
-
 class _Throttle:
     """One submit's back-off while the SMSC throttles it."""
 
@@ -144,7 +119,6 @@ class SmppConnector(SmsConnector):
         self.name = settings.name
         self.settings = settings
         self._limiter = limiter
-        self._sink: SmsSink | None = None
         self._links: list[Link] = []
         self._bound = asyncio.Event()
         self._closing = asyncio.Event()
@@ -153,8 +127,7 @@ class SmppConnector(SmsConnector):
         self._reference = random.randrange(256)
         self._runner: asyncio.Task[None] | None = None
         self._first_bind: asyncio.Future[None] | None = None
-        self._deliveries: set[asyncio.Task[None]] = set()
-        self._partial: dict[tuple[str, str, int, int], _Partial] = {}
+        self._receiver = Receiver(settings.name)
 
     @property
     def is_bound(self) -> bool:
@@ -168,7 +141,7 @@ class SmppConnector(SmsConnector):
         while it cannot be reached, keeps trying (the caller may cancel)."""
         if self._runner is not None:
             raise RuntimeError(f"SMPP connector {self.name} already started")
-        self._sink = sink
+        self._receiver.sink = sink
         self._first_bind = asyncio.get_running_loop().create_future()
         self._runner = asyncio.create_task(self._supervising(), name=f"smpp-{self.name}")
         try:
@@ -195,7 +168,7 @@ class SmppConnector(SmsConnector):
     async def _bind(self, kind: BindKind) -> Link:
         s = self.settings
         reader, writer = await asyncio.wait_for(asyncio.open_connection(s.host, s.port), s.response_timeout)
-        link = Link(kind, reader, writer, self._on_deliver)
+        link = Link(kind, reader, writer, self._receiver.on_deliver)
         pdu_class = {"transceiver": BindTransceiver, "transmitter": BindTransmitter, "receiver": BindReceiver}[kind]
 
         def build(sequence: int) -> bytes:
@@ -412,81 +385,6 @@ class SmppConnector(SmsConnector):
                 definite=False,
             )
 
-    # --- receiving -----------------------------------------------------------------------------
-
-    def _on_deliver(self, link: Link, sequence: int, body: bytes) -> None:
-        task = asyncio.create_task(self._deliver(link, sequence, body), name=f"smpp-deliver-{sequence}")
-        self._deliveries.add(task)
-        task.add_done_callback(self._deliveries.discard)
-
-    async def _deliver(self, link: Link, sequence: int, body: bytes) -> None:
-        """Hand a deliver_sm to the sink, then answer it: ESME_ROK once the sink returned, ESME_RX_T_APPN
-        when it raised (the SMSC resends), ESME_RX_P_APPN when it cannot be read."""
-        status = ROK
-        try:
-            message = parse_deliver_sm(body)
-        except ValueError as exc:
-            log.error("SMPP %s: unreadable deliver_sm (%s): %s", self.name, exc, body[:200].hex())
-            status = RX_P_APPN
-        else:
-            try:
-                await self._received(message)
-            except ValueError as exc:
-                log.error("SMPP %s: cannot read deliver_sm from %s: %s", self.name, message.source, exc)
-                status = RX_P_APPN
-            except Exception:
-                log.exception("SMPP %s: storing a deliver_sm failed; answering ESME_RX_T_APPN", self.name)
-                status = RX_T_APPN
-        response = DeliverSmResp(sequence_num=sequence, command_status=SmppCommandStatus(status))
-        with contextlib.suppress(NotSent, Lost):
-            await link.send(bytes(response.pdu()))
-
-    async def _received(self, message: DeliverSm) -> None:
-        assert self._sink is not None
-        kind = message.esm_class & 0x3C
-        if kind == 0x04:
-            receipt = parse_receipt(message, self.name)
-            if receipt is None:
-                log.warning("SMPP %s: delivery receipt without a message id: %r", self.name, message.short_message)
-                return
-            await self._sink.sms_receipt(receipt)
-        elif kind == 0x00:
-            complete = self._reassemble(message)
-            if complete is None:
-                return
-            text, restore = complete
-            try:
-                await self._sink.sms_inbound(InboundSms(self.name, message.source, message.destination, text))
-            except BaseException:
-                restore()  # keep the segments: the SMSC resends the last one
-                raise
-        else:
-            log.debug("SMPP %s: ignoring deliver_sm of message type 0x%02X", self.name, kind)
-
-    def _reassemble(self, message: DeliverSm) -> tuple[str, Callable[[], None]] | None:
-        """The MO's full text once every segment is in, with how to put its segments back (should the sink
-        fail); None while segments are missing."""
-        short_message = message.short_message or message.tlvs.get(TLV_MESSAGE_PAYLOAD, b"")
-        udh, text = decode_segment(short_message, message.data_coding, has_udh=bool(message.esm_class & 0x40))
-        info = segment_info(message, udh)
-        if info is None:
-            return text, lambda: None
-        reference, total, seq = info
-        now = time.monotonic()
-        for stale in [k for k, p in self._partial.items() if now - p.started > _PARTIAL_MAX_AGE]:
-            log.warning("SMPP %s: dropping an incomplete MO from %s (segments missing)", self.name, stale[0])
-            del self._partial[stale]
-        key = (message.source, message.destination, reference, total)
-        partial = self._partial.setdefault(key, _Partial(total, now))
-        partial.parts[seq] = text
-        if len(partial.parts) < total:
-            return None
-        del self._partial[key]
-        return "".join(partial.parts[i] for i in range(1, total + 1)), lambda: self._restore(key, partial)
-
-    def _restore(self, key: tuple[str, str, int, int], partial: _Partial) -> None:
-        self._partial.setdefault(key, partial)
-
     # --- closing -------------------------------------------------------------------------------
 
     async def aclose(self) -> None:
@@ -511,8 +409,8 @@ class SmppConnector(SmsConnector):
             self._runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._runner
-        for task in list(self._deliveries):
+        for task in list(self._receiver.tasks):
             task.cancel()
-        await asyncio.gather(*self._deliveries, *(link.wait_closed() for link in links), return_exceptions=True)
+        await asyncio.gather(*self._receiver.tasks, *(link.wait_closed() for link in links), return_exceptions=True)
         self._bound.clear()
         log.info("SMPP %s: closed", self.name)
