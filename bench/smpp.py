@@ -38,8 +38,8 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 sys.path.insert(0, str(REPO))
 
+from mmsgate.carriers.smpp.connector import SmppConnector, SmppSettings  # noqa: E402
 from mmsgate.sms.base import InboundSms, Sms, SmsReceipt  # noqa: E402
-from mmsgate.sms.smpp import SmppConnector, SmppSettings  # noqa: E402
 
 RESULTS = REPO / "docs" / "benchmarks.md"
 PEERS = REPO / "tests" / "peers"

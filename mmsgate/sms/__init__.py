@@ -1,1 +1,2 @@
-"""SMS fallback: the connectors that send it (sandbox, SMPP) and the encoding that splits it."""
+"""SMS fallback: the connector interface, the sandbox connector and the stored SMS connections (the SMPP
+connector and its encoding are in :mod:`mmsgate.carriers.smpp`)."""

@@ -20,7 +20,7 @@ from typing import Protocol
 
 @dataclass(frozen=True, slots=True)
 class Sms:
-    """One SMS to send: the connector encodes and splits ``text`` itself (see :mod:`mmsgate.sms.encoding`)."""
+    """One SMS to send: the connector encodes and splits ``text`` itself (see :mod:`mmsgate.carriers.smpp.encoding`)."""
 
     tracking_id: str
     """The message's tracking id: names the submission in logs and lets a connector spot a repeat."""

@@ -62,7 +62,7 @@ def create_connector(connection: Connection, store: Store) -> SmsConnector:
     """The connector of a stored connection (raises ConfigError for a kind or settings it cannot use)."""
     if connection.kind != SMPP:
         raise ConfigError(f"unknown SMS connection kind {connection.kind!r}")
-    from mmsgate.sms.smpp import SmppConnector, SmppSettings
+    from mmsgate.carriers.smpp.connector import SmppConnector, SmppSettings
 
     config = connection.config
     tps = int(config.get("tps", 0))

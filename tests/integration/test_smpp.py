@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from mmsgate.carriers.smpp.connector import SmppConnector, SmppSettings
 from mmsgate.errors import CarrierBusy, CarrierError, CarrierRejected
 from mmsgate.sms.base import InboundSms, Sms, SmsReceipt, SmsStatus, candidate_ids, normalise_id
-from mmsgate.sms.smpp import SmppConnector, SmppSettings
 from tests.smsc import Smsc
 from tests.waiting import eventually
 

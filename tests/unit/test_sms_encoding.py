@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mmsgate.sms.encoding import DataCoding, Segment, concat_info, decode_segment, encode_sms, is_gsm7
+from mmsgate.carriers.smpp.encoding import DataCoding, Segment, concat_info, decode_segment, encode_sms, is_gsm7
 
 EMOJI = "😀"
 
