@@ -4,6 +4,6 @@ See ``docs/console.md``. :class:`Console` builds the routes; ``mmsgate serve`` s
 first start (``mmsgate console password`` sets a new one).
 """
 
-from mmsgate.web.console.views import Console
+from mmsgate.web.console.routes import Console
 
 __all__ = ["Console"]
