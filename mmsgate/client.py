@@ -1,6 +1,6 @@
 """A small typed client for the MMS JSON API (``POST {base}/ep/v2/``), for mmsgate or any server of the same API.
 
-Every request is first checked with :func:`mmsgate.api.contract.precheck`, the rules of the contract that need no
+Every request is first checked with :func:`mmsgate.contract.precheck.precheck`, the rules of the contract that need no
 knowledge of the account, so a request the server would refuse for those rules is refused here, before anything is
 sent (an :class:`ApiFailure` with ``status == 0``). A connection that could not be opened is tried again a few
 times; a request that may have reached the server is never sent twice.
@@ -36,7 +36,7 @@ from urllib.parse import quote
 import httpx
 
 from mmsgate import __version__
-from mmsgate.api.contract import precheck
+from mmsgate.contract.precheck import precheck
 from mmsgate.core.model import MediaKind
 from mmsgate.errors import ApiError
 
