@@ -26,8 +26,8 @@ from typing import Any, ParamSpec, TypeVar
 
 import click
 
-from mmsgate.api.contract import normalise_number
 from mmsgate.config import Settings, load_settings
+from mmsgate.contract.numbers import normalise_number
 from mmsgate.core.model import NumberKind
 from mmsgate.errors import MmsgateError
 from mmsgate.store import create_store

@@ -22,10 +22,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mmsgate.api.auth import Authenticator
-from mmsgate.api.contract import normalise_number
 from mmsgate.api.endpoint import json_response
 from mmsgate.carriers.base import InboundFile, InboundSink
 from mmsgate.carriers.sandbox import HandsetMms, send_from_handset
+from mmsgate.contract.numbers import normalise_number
 from mmsgate.core.compose import Mms, MmsPart
 from mmsgate.core.model import AccountConfig, Behaviour, Handset, SandboxSms, iso
 from mmsgate.delivery.inbound import InboundRefused

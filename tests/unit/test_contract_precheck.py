@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from mmsgate.api.contract import precheck
+from mmsgate.contract.precheck import precheck
 from mmsgate.core.model import utcnow
 from mmsgate.errors import ApiError
 
