@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mmsgate.api.contract import normalise_number
+from mmsgate.contract import normalise_number
 from mmsgate.core.codes import ACCEPTED_DETAILS, MessageState
 from mmsgate.core.compose import extension_for
 from mmsgate.core.model import Event

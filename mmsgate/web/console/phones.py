@@ -10,9 +10,9 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mmsgate.api.contract import normalise_number
 from mmsgate.carriers.base import InboundFile
 from mmsgate.carriers.sandbox import HandsetMms, send_from_handset
+from mmsgate.contract import normalise_number
 from mmsgate.core.model import Behaviour, Handset
 from mmsgate.delivery.inbound import InboundReceiver, InboundRefused
 from mmsgate.web.console import pages
