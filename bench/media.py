@@ -30,12 +30,12 @@ from pathlib import Path
 
 from PIL import Image
 
+from mmsgate.common.guard import AddressGuard, parse_networks
 from mmsgate.core.model import Media, MediaKind, Slide
 from mmsgate.media.adapt import CarrierProfile, adapt_image
-from mmsgate.media.blobs import BlobStore
 from mmsgate.media.fetch import Fetcher, FetchLimits
-from mmsgate.media.guard import AddressGuard, parse_networks
 from mmsgate.media.stage import MediaStage
+from mmsgate.store.blobs import BlobStore
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = ROOT / "tests" / "data" / "photos"

@@ -64,11 +64,13 @@ REPO = BENCH_DIR.parent
 sys.path.insert(0, str(REPO))
 
 from mmsgate.carriers.mm7.build import build_submit_req  # noqa: E402
-from mmsgate.carriers.mm7.connection import Mm7Carrier, Mm7Settings, is_short_code  # noqa: E402
+from mmsgate.carriers.mm7.connection import Mm7Carrier, is_short_code  # noqa: E402
 from mmsgate.carriers.mm7.records import Address, Mm7Part  # noqa: E402
+from mmsgate.carriers.mm7.settings import Mm7Connection  # noqa: E402
 from mmsgate.carriers.mm7.status import DEFAULT_VERSION  # noqa: E402
-from mmsgate.core.compose import TEXT_CONTENT_TYPE, Mms, MmsPart, smil_for  # noqa: E402
-from mmsgate.media.blobs import BlobStore  # noqa: E402
+from mmsgate.core.compose import smil_for  # noqa: E402
+from mmsgate.core.mms import TEXT_CONTENT_TYPE, Mms, MmsPart  # noqa: E402
+from mmsgate.store.blobs import BlobStore  # noqa: E402
 from tests.mm7_mmsc import build_deliver_req  # noqa: E402
 from tests.mmsc import PACKAGES, PEERS, Mmsc  # noqa: E402
 
@@ -282,8 +284,7 @@ async def run_submits(concurrency: int, mms: Mms, args: argparse.Namespace, work
     carrier: Mm7Carrier | None = None
     try:
         await peer.start()
-        settings = Mm7Settings(
-            name=f"bench-c{concurrency}",
+        settings = Mm7Connection(
             url=f"http://127.0.0.1:{peer.port}/mm7",
             vasp_id=VASP_ID,
             vas_id=VAS_ID,
@@ -292,7 +293,7 @@ async def run_submits(concurrency: int, mms: Mms, args: argparse.Namespace, work
         )
         blobs = work / f"blobs-c{concurrency}"
         blobs.mkdir()
-        carrier = Mm7Carrier(settings, BlobStore(blobs))
+        carrier = Mm7Carrier(f"bench-c{concurrency}", settings, BlobStore(blobs))
         assert peer.proc is not None
         peer.expected = args.warmup + args.submits
         warm = SubmitRow(concurrency, args.warmup)

@@ -38,8 +38,10 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 sys.path.insert(0, str(REPO))
 
-from mmsgate.carriers.smpp.connector import SmppConnector, SmppSettings  # noqa: E402
-from mmsgate.sms.base import InboundSms, Sms, SmsReceipt  # noqa: E402
+from mmsgate.carriers.base import InboundSms, Sms  # noqa: E402
+from mmsgate.carriers.smpp.connector import SmppConnector, SmppTiming  # noqa: E402
+from mmsgate.carriers.smpp.settings import SmppConnection  # noqa: E402
+from mmsgate.core.records import SmsReceipt  # noqa: E402
 
 RESULTS = REPO / "docs" / "benchmarks.md"
 PEERS = REPO / "tests" / "peers"
@@ -167,16 +169,8 @@ async def submit_all(connector: SmppConnector, count: int, callers: int, row: Ro
 async def run_window(peer: Peer, window: int, messages: int, warmup: int) -> Row:
     row = Row(window, messages)
     sink = Counter()
-    settings = SmppSettings(
-        name=f"bench-w{window}",
-        host="127.0.0.1",
-        port=peer.port,
-        system_id=SYSTEM_ID,
-        password=PASSWORD,
-        window=window,
-        response_timeout=30.0,
-    )
-    connector = SmppConnector(settings)
+    settings = SmppConnection(host="127.0.0.1", port=peer.port, system_id=SYSTEM_ID, password=PASSWORD, window=window)
+    connector = SmppConnector(f"bench-w{window}", settings, timing=SmppTiming(response_timeout=30.0))
     await asyncio.wait_for(connector.start(sink), 20)
     try:
         for count, record in ((warmup, False), (messages, True)):

@@ -1,10 +1,14 @@
-"""Assembles the ASGI application and its lifespan (open the store, migrate, close)."""
+"""Assembles the ASGI application and its lifespan (open the store, migrate, close).
+
+An API process loads only what answering HTTP needs: the API, the pages the gateway serves, the console,
+and the carrier plug-ins' routes (which load their own codecs at their first request). The worker side
+(media, carriers' clients, the delivery engine) is :mod:`mmsgate.runtime`'s.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import gc
 import json
 from collections.abc import AsyncIterator
 from importlib import resources
@@ -18,17 +22,17 @@ from starlette.types import Receive, Scope, Send
 
 from mmsgate import __version__
 from mmsgate.api.auth import Authenticator
-from mmsgate.api.endpoint import Endpoint, json_response
+from mmsgate.api.endpoint import Endpoint
 from mmsgate.api.status import StatusView
-from mmsgate.carriers.mm7.vasp import VaspEndpoint
+from mmsgate.carriers import PLUGINS
+from mmsgate.common.http import json_response
 from mmsgate.config import Settings
-from mmsgate.runtime import build_inbound, public_url_resolver
-from mmsgate.store import create_store
-from mmsgate.store.base import Store
+from mmsgate.process import tune_gc
+from mmsgate.store import Store, create_store
 from mmsgate.web.console import Console
 from mmsgate.web.content import InboundContent
 from mmsgate.web.hosted import HostedContent
-from mmsgate.web.sandbox import SandboxApi
+from mmsgate.wiring import account_settings, blob_store, edge_ports, inbound_receiver, public_url_resolver
 
 
 def openapi_document() -> dict[str, Any]:
@@ -62,21 +66,26 @@ def create_app(settings: Settings, store: Store | None = None, *, migrate: bool 
     """The gateway's HTTP application. Without ``store``, the one named by the settings is opened."""
     the_store = store if store is not None else create_store(settings)
     owns_store = store is None
-    auth = Authenticator(the_store, settings.auth_cache_seconds)
-    endpoint = Endpoint(the_store, auth, settings.max_body_bytes)
-    status = StatusView(the_store, auth)
-    inbound = build_inbound(settings, the_store)
-    content = InboundContent(the_store, inbound.blobs)
-    hosted = HostedContent(the_store, inbound.blobs)
-    vasp = VaspEndpoint(the_store, inbound.blobs, max_bytes=2 * settings.inbound_max_bytes + 65536)
-    sandbox = SandboxApi(the_store, auth, inbound, inbound.blobs)
-    console = Console(the_store, endpoint, inbound, inbound.blobs, public_url_resolver(settings, the_store))
-    sandbox_routes = [
-        Route("/v1/sandbox/handsets/{number}", sandbox.handset, methods=["GET", "PUT"]),
-        Route("/v1/sandbox/handsets/{number}/inbox", sandbox.inbox, methods=["GET"]),
-        Route("/v1/sandbox/handsets/{number}/inbox/{message}/{location}", sandbox.part, methods=["GET"]),
-        Route("/v1/sandbox/handsets/{number}/send", sandbox.send, methods=["POST"]),
-    ]
+    accounts = account_settings(settings, the_store)
+    auth = Authenticator(the_store.accounts, accounts, settings.auth_cache_seconds)
+    endpoint = Endpoint(the_store.accepting, auth, settings.max_body_bytes)
+    status = StatusView(the_store.messages, auth)
+    blobs = blob_store(settings)
+    inbound = inbound_receiver(settings, the_store, accounts, blobs)
+    content = InboundContent(the_store.incoming, blobs)
+    hosted = HostedContent(the_store.messages, blobs)
+    ports = edge_ports(settings, the_store, inbound, blobs, auth.account_for)
+    console = Console(
+        console=the_store.console,
+        messages=the_store.messages,
+        accounts=the_store.accounts,
+        numbers=the_store.numbers,
+        sandbox=the_store.sandbox,
+        endpoint=endpoint,
+        inbound=inbound,
+        blobs=blobs,
+        public_url=public_url_resolver(settings, the_store.values),
+    )
 
     @functools.cache
     def openapi_body() -> bytes:
@@ -94,11 +103,7 @@ def create_app(settings: Settings, store: Store | None = None, *, migrate: bool 
             if migrate:
                 await the_store.migrate()
             await the_store.open()
-        # the objects built at start-up live as long as the process: keep the collector off them, and
-        # collect the young generation less often (every request allocates many short-lived objects)
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(20_000, 50, 100)
+        tune_gc()  # the objects built at start-up live as long as the process
         try:
             yield
         finally:
@@ -116,8 +121,7 @@ def create_app(settings: Settings, store: Store | None = None, *, migrate: bool 
             Route("/mo/{token}/{name}", content.file, methods=["GET"]),
             Route("/m/{code}", hosted.page, methods=["GET"]),
             Route("/m/{code}/{position:int}", hosted.file, methods=["GET"]),
-            Route("/mm7/{name}", vasp.handle, methods=["POST"]),
-            *(sandbox_routes if settings.sandbox_api and settings.carrier == "sandbox" else []),
+            *(route for plugin in PLUGINS.values() if plugin.routes is not None for route in plugin.routes(ports)),
             console.routes(),
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
@@ -126,7 +130,7 @@ def create_app(settings: Settings, store: Store | None = None, *, migrate: bool 
     )
     app.state.store = the_store
     app.state.endpoint = endpoint
-    app.state.vasp = vasp
+    app.state.inbound = inbound
     return Gateway(endpoint, app)
 
 

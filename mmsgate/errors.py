@@ -9,6 +9,7 @@
      │    ├── CarrierRejected   it refused the message for good (E102), e.g. not MMS capable
      │    └── CarrierBusy       throttled or unreachable; it certainly did not take it (retryable)
      ├── NotYet              the work depends on a step not yet recorded; try again shortly (retryable)
+     ├── InboundRefused      an inbound MMS the gateway cannot take (to no account's number, empty, too large)
      └── StoreError          the store could not do what was asked
           ├── NotFound       the named row does not exist (or belongs to another account)
           ├── Conflict       the row already exists
@@ -106,6 +107,10 @@ class NotYet(MmsgateError):
     def __init__(self, detail: str, *, retry_after: float = 0.2) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
+
+
+class InboundRefused(MmsgateError):
+    """An inbound MMS the gateway cannot take: to no account's number, empty, or too large."""
 
 
 class StoreError(MmsgateError):

@@ -1,5 +1,6 @@
-"""Builds the background machinery from settings: the media stage, the carrier, the delivery engine,
-the job worker and the postback sender."""
+"""Builds a worker's machinery from settings: the media stage, the carrier plug-ins' connectors, the
+delivery engine and its sink, the job worker, the postback sender and the pruner, and runs them until the
+context ends."""
 
 from __future__ import annotations
 
@@ -8,40 +9,39 @@ import contextlib
 import logging
 import multiprocessing
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any, TypeVar
 
-from mmsgate.carriers import create_carrier
-from mmsgate.carriers.base import Carrier, DeliveryReport, InboundFile, InboundMms
-from mmsgate.carriers.mm7.connection import MM7, create_mm7_carrier
-from mmsgate.carriers.mm7.vasp import Mm7Inbound
-from mmsgate.carriers.sandbox import SandboxCarrier, SandboxReports
+from mmsgate.carriers import PLUGINS, plugin
+from mmsgate.carriers.base import Carrier, SmsConnector
+from mmsgate.carriers.plugin import Plugin, Ports
+from mmsgate.carriers.routing import Connect, Router
+from mmsgate.carriers.throttle import SendLimiter
+from mmsgate.common.guard import AddressGuard, parse_networks
 from mmsgate.config import Settings
 from mmsgate.core.codes import JobKind
-from mmsgate.core.model import MediaKind, utcnow
+from mmsgate.core.model import JobHandler, MediaKind, utcnow
+from mmsgate.core.records import Connection
 from mmsgate.delivery.engine import Delivery
 from mmsgate.delivery.fallback import SmsFallback
-from mmsgate.delivery.inbound import InboundReceiver, InboundRefused
-from mmsgate.delivery.throttle import SendLimiter
+from mmsgate.delivery.sink import EngineSink
+from mmsgate.delivery.templates import TemplateMedia
 from mmsgate.errors import ConfigError, StoreError
-from mmsgate.jobs.pipeline import TemplateMedia
-from mmsgate.jobs.worker import JobHandler, Worker, worker_name
+from mmsgate.jobs.worker import Worker, worker_name
 from mmsgate.media.adapt import CarrierProfile
-from mmsgate.media.blobs import BlobStore
 from mmsgate.media.cache import MediaCache
 from mmsgate.media.fetch import Fetcher, FetchLimits
-from mmsgate.media.guard import AddressGuard, parse_networks
 from mmsgate.media.stage import MediaStage
 from mmsgate.media.uploads import GatewayUploads
 from mmsgate.postbacks.events import PostbackBuilder
 from mmsgate.postbacks.outbox import PostbackSender
-from mmsgate.routing import Router
-from mmsgate.sms.base import InboundSms, SmsConnector, SmsReceipt
-from mmsgate.sms.connections import SMPP, create_connector
-from mmsgate.sms.sandbox import SandboxSmsConnector
-from mmsgate.store.base import Store
+from mmsgate.store import Store
+from mmsgate.wiring import account_settings, blob_store, inbound_receiver, public_url_resolver
+
+log = logging.getLogger("mmsgate.runtime")
 
 
 def carrier_profile(settings: Settings) -> CarrierProfile:
@@ -78,90 +78,22 @@ def media_pool(settings: Settings) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(size, mp_context=multiprocessing.get_context("spawn"))
 
 
-def public_url_resolver(settings: Settings, store: Store) -> Callable[[], Awaitable[str]]:
-    """Where content URLs point: the configured public URL, else the one the running gateway announced
-    in the store, else the configured host and port."""
-
-    async def resolve() -> str:
-        if settings.public_url:
-            return settings.public_url
-        announced = await store.get_value(PUBLIC_URL)
-        return announced or f"http://{settings.host}:{settings.port}"
-
-    return resolve
-
-
-PUBLIC_URL = "public_url"
-log = logging.getLogger("mmsgate.runtime")
-
-
-@dataclass
-class Core:
-    """The core as carriers and SMS connectors see it (:class:`CarrierSink`, :class:`SmsSink`), and
-    the parts the web layer uses."""
-
-    store: Store
-    delivery: Delivery
-    inbound: InboundReceiver
-    blobs: BlobStore
-    fallback: SmsFallback
-
-    async def report(self, report: DeliveryReport) -> bool:
-        return await self.delivery.report(report)
-
-    async def receive(self, message: InboundMms) -> str:
-        return await self.inbound.receive(message)
-
-    async def sms_receipt(self, receipt: SmsReceipt) -> None:
-        await self.fallback.receipt(receipt)
-
-    async def sms_inbound(self, message: InboundSms) -> None:
-        """An SMS to one of an account's numbers: an N401 with the text as its one file. An SMS the
-        gateway can never take (to no account's number) is logged and acknowledged, not refused: an
-        SMSC would only send it again."""
-        text = InboundFile("text/plain; charset=utf-8", message.text.encode(), "message.txt")
-        try:
-            await self.inbound.receive(
-                InboundMms(
-                    carrier=message.connector,
-                    sender=message.sender,
-                    recipients=(message.recipient,),
-                    subject=None,
-                    files=(text,),
-                )
-            )
-        except InboundRefused as exc:
-            log.warning("inbound SMS from %s over %s dropped: %s", message.sender, message.connector, exc)
-
-
-def build_inbound(settings: Settings, store: Store) -> InboundReceiver:
-    """What takes inbound MMS; enough for a process without workers (the CLI's sandbox send)."""
-    return InboundReceiver(
-        store,
-        BlobStore(settings.data_dir / "blobs"),
-        PostbackBuilder(store),
-        public_url_resolver(settings, store),
-        retention_seconds=settings.inbound_retention_seconds,
-        max_bytes=settings.inbound_max_bytes,
-    )
-
-
 @dataclass
 class Running:
     """The background machinery of one process."""
 
     worker: Worker
     postbacks: PostbackSender
-    core: Core
+    sink: EngineSink
 
     def wake(self) -> None:
         self.worker.wake()
 
 
 async def prune_once(store: Store, settings: Settings) -> dict[str, int]:
-    """Delete what the retention settings say is over (see ``Store.prune``)."""
+    """Delete what the retention settings say is over (see :meth:`mmsgate.core.roles.Retention.prune`)."""
     now = utcnow()
-    return await store.prune(now - timedelta(days=settings.retention_days), now)
+    return await store.retention.prune(now - timedelta(days=settings.retention_days), now)
 
 
 async def pruning(store: Store, settings: Settings) -> None:
@@ -177,23 +109,37 @@ async def pruning(store: Store, settings: Settings) -> None:
             log.info("pruned %s", ", ".join(f"{n} {what}" for what, n in counts.items() if n))
 
 
+C = TypeVar("C", Carrier, SmsConnector)
+
+
+def _connect(found: Plugin, side: Callable[[str, Any, Ports], C], ports: Ports) -> Connect[C]:
+    """How a stored connection of ``found``'s kind becomes its connector (``side``: its ``mms`` or ``sms``)."""
+
+    def connect(connection: Connection) -> tuple[C, tuple[str, ...]]:
+        settings = found.load(connection.config)
+        return side(connection.name, settings, ports), settings.route_prefixes
+
+    return connect
+
+
 @contextlib.asynccontextmanager
 async def running_worker(settings: Settings, store: Store) -> AsyncIterator[Running]:
-    """Workers with the media stage, the carrier and the postback sender, running until the context
+    """Workers with the media stage, the carriers and the postback sender, running until the context
     ends (then stopped gracefully)."""
     cache = None
     if settings.media_cache_bytes > 0:
         cache = MediaCache(
             settings.data_dir / "cache", max_bytes=settings.media_cache_bytes, max_age=settings.media_cache_max_age
         )
+    blobs = blob_store(settings)
+    public_url = public_url_resolver(settings, store.values)
     fetcher = Fetcher(
         AddressGuard(parse_networks(settings.media_allow_networks)),
         fetch_limits(settings),
         cache,
         fresh_seconds=settings.media_cache_fresh_seconds,
-        local=GatewayUploads(store, BlobStore(settings.data_dir / "blobs"), public_url_resolver(settings, store)).read,
+        local=GatewayUploads(store.console, blobs, public_url).read,
     )
-    blobs = BlobStore(settings.data_dir / "blobs")
     stage = MediaStage(
         fetcher,
         media_pool(settings),
@@ -203,50 +149,75 @@ async def running_worker(settings: Settings, store: Store) -> AsyncIterator[Runn
         pool_factory=lambda: media_pool(settings),
         recycle_after=200 * (settings.media_processes or os.cpu_count() or 2),
     )
-    carrier = create_carrier(settings, store)
-    builder = PostbackBuilder(store)
+    accounts = account_settings(settings, store)
+    builder = PostbackBuilder(accounts)
+    ports = Ports(windows=store.windows, blobs=blobs, sandbox=store.sandbox)
+    default = plugin(settings.carrier)
+    if default.default is None:
+        raise ConfigError(f"{settings.carrier} cannot be the default carrier: its connections are configured")
+    carrier, companion = default.default(ports)
     limiter = None
     if settings.carrier_max_per_second > 0:
-        limiter = SendLimiter(store, carrier.name, settings.carrier_max_per_second)
-    sms: Router[SmsConnector] = Router(
-        store,
-        SMPP,
-        lambda connection: create_connector(connection, store),
-        default=SandboxSmsConnector(store) if isinstance(carrier, SandboxCarrier) else None,
-        refresh_seconds=settings.connection_refresh_seconds,
-    )
-    fallback = SmsFallback(
-        store, sms, builder, public_url_resolver(settings, store), busy_backoff=Delivery.busy_backoff
-    )
-    fallback_codes = frozenset(code.strip() for code in settings.sms_fallback_codes.split(",") if code.strip())
+        limiter = SendLimiter(store.windows, carrier.name, settings.carrier_max_per_second)
     carriers: Router[Carrier] = Router(
-        store,
-        MM7,
-        lambda connection: create_mm7_carrier(connection, store, blobs),
+        store.connections,
+        {p.kind: _connect(p, p.mms, ports) for p in PLUGINS.values() if p.mms is not None},
         default=carrier,
         refresh_seconds=settings.connection_refresh_seconds,
+        label="MMS",
     )
-    delivery = Delivery(store, stage, carriers, builder, limiter, fallback=fallback, fallback_codes=fallback_codes)
-    core = Core(store, delivery, build_inbound(settings, store), blobs, fallback)
-    await carriers.start(core)
-    await sms.start(core)
+    sms: Router[SmsConnector] = Router(
+        store.connections,
+        {p.kind: _connect(p, p.sms, ports) for p in PLUGINS.values() if p.sms is not None},
+        default=None,
+        refresh_seconds=settings.connection_refresh_seconds,
+        label="SMS",
+    )
+    companions: Mapping[str, SmsConnector] = {carrier.name: companion} if companion is not None else {}
+    fallback = SmsFallback(
+        store.messages,
+        store.lifecycle,
+        sms,
+        builder,
+        public_url,
+        companion=lambda name: companions.get(name or carrier.name),
+    )
+    fallback_codes = frozenset(code.strip() for code in settings.sms_fallback_codes.split(",") if code.strip())
+    delivery = Delivery(
+        store.messages,
+        store.lifecycle,
+        stage,
+        carriers,
+        builder,
+        accounts,
+        limiter,
+        fallback=fallback,
+        fallback_codes=fallback_codes,
+    )
+    inbound = inbound_receiver(settings, store, accounts, blobs)
+    sink = EngineSink(delivery, fallback, inbound, store.messages, store.lifecycle)
+    await carriers.start(sink)
+    await sms.start(sink)
+    if companion is not None:
+        await companion.start(sink)
     owner = worker_name()
     handlers: dict[JobKind, JobHandler] = {
         JobKind.DELIVER: delivery,
-        JobKind.PREPARE_TEMPLATE: TemplateMedia(store, stage, builder),
-        JobKind.MM7_INBOUND: Mm7Inbound(store, blobs, core),
+        JobKind.PREPARE_TEMPLATE: TemplateMedia(store.messages, store.lifecycle, stage, builder, accounts),
     }
-    if isinstance(carrier, SandboxCarrier):
-        handlers[JobKind.SANDBOX_REPORT] = SandboxReports(store, core)
+    for each in PLUGINS.values():
+        if each.handlers is not None:
+            handlers.update(each.handlers(ports, sink))
     worker = Worker(
-        store,
+        store.jobs,
         handlers,
         owner=owner,
         concurrency=settings.worker_concurrency,
         lease_seconds=settings.job_lease_seconds,
     )
     sender = PostbackSender(
-        store,
+        store.outbox,
+        accounts,
         owner,
         guard=AddressGuard(parse_networks(settings.postback_allow_networks)),
         timeout=settings.postback_timeout,
@@ -255,15 +226,15 @@ async def running_worker(settings: Settings, store: Store) -> AsyncIterator[Runn
         concurrency=settings.postback_concurrency,
         per_account=settings.postback_per_account,
     )
-    store.on_outbox(sender.wake)
-    await store.watch_jobs(worker.wake)
+    store.outbox.on_outbox(sender.wake)
+    await store.jobs.watch_jobs(worker.wake)
     tasks = [
         asyncio.create_task(worker.run(), name="worker"),
         asyncio.create_task(sender.run(), name="postbacks"),
         asyncio.create_task(pruning(store, settings), name="prune"),
     ]
     try:
-        yield Running(worker, sender, core)
+        yield Running(worker, sender, sink)
     finally:
         await worker.stop()
         await sender.stop()
@@ -271,6 +242,8 @@ async def running_worker(settings: Settings, store: Store) -> AsyncIterator[Runn
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await sms.aclose()
+        if companion is not None:
+            await companion.aclose()
         await carriers.aclose()
         await fetcher.aclose()
         stage.pool.shutdown(wait=True, cancel_futures=True)

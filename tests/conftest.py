@@ -22,7 +22,7 @@ from psycopg import sql
 from mmsgate.app import create_app
 from mmsgate.config import Settings, load_settings
 from mmsgate.core.model import NumberKind
-from mmsgate.store.base import Store
+from mmsgate.store import Store
 from mmsgate.store.migrate import apply_migrations
 from mmsgate.store.postgres import PostgresStore
 from mmsgate.store.sqlite import SqliteStore
@@ -136,10 +136,10 @@ class Caller:
 
 
 async def provision(store: Store, sender: str = "28444") -> Caller:
-    account = await store.create_account(f"acct-{secrets.token_hex(3)}")
-    _, api_key = await store.create_key(account.id)
-    campaign = await store.create_campaign(account.id)
-    await store.add_number(account.id, sender, NumberKind.SHORT_CODE, campaign.service_id)
+    account = await store.accounts.create_account(f"acct-{secrets.token_hex(3)}")
+    _, api_key = await store.accounts.create_key(account.id)
+    campaign = await store.numbers.create_campaign(account.id)
+    await store.numbers.add_number(account.id, sender, NumberKind.SHORT_CODE, campaign.service_id)
     return Caller(account.id, api_key, campaign.service_id, sender)
 
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from mmsgate.carriers.mm7.build import _Doc, _iso, _xml_safe
-from mmsgate.carriers.mm7.mime import _content, _content_type_header, _param, _with_content
+from mmsgate.carriers.mm7.mime import _content_type_header, content_entity, header_param, with_content
 from mmsgate.carriers.mm7.parse import (
     _address,
     _attribute,
@@ -27,7 +27,7 @@ from mmsgate.carriers.mm7.parse import (
     _text,
 )
 from mmsgate.carriers.mm7.records import Address, Mm7Part
-from mmsgate.core.compose import SMIL_CONTENT_TYPE
+from mmsgate.core.mms import SMIL_CONTENT_TYPE
 
 XML_CONTENT_TYPE = "text/xml; charset=utf-8"
 
@@ -96,8 +96,8 @@ def build_deliver_req(
     if smil is None and not parts:
         return doc.xml(), XML_CONTENT_TYPE
     doc.content(req, allow_adaptations=True)
-    content_type, content = _content(smil, parts, binary)
-    return _with_content(doc.xml(), content_type, content)
+    content_type, content = content_entity(smil, parts, binary)
+    return with_content(doc.xml(), content_type, content)
 
 
 def build_delivery_report_req(
@@ -185,7 +185,7 @@ def _is_smil(part: Mm7Part) -> bool:
 
 def _decode_text(part: Mm7Part) -> str:
     holder = _content_type_header(part.content_type)
-    charset = (None if holder is None else _param(holder, "charset")) or "utf-8"
+    charset = (None if holder is None else header_param(holder, "charset")) or "utf-8"
     try:
         return part.data.decode(charset, "replace")
     except LookupError:

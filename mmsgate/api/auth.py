@@ -9,61 +9,14 @@ one per request in flight.
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
 
+from mmsgate.common.cache import AccountSettings, RefreshingCache
 from mmsgate.core.codes import ErrorCode
 from mmsgate.core.model import AccountConfig
+from mmsgate.core.roles import Accounts
 from mmsgate.errors import ApiError, NotFound
-from mmsgate.store.base import Store
-
-K = TypeVar("K")
-V = TypeVar("V")
-
-MAX_ENTRIES = 100_000
-
-
-class RefreshingCache(Generic[K, V]):
-    """A TTL cache whose expired entries are refreshed by one loader call at a time (per key)."""
-
-    def __init__(self, ttl: float) -> None:
-        self.ttl = ttl
-        self._entries: dict[K, tuple[float, V]] = {}
-        self._loading: dict[K, asyncio.Future[V]] = {}
-
-    async def get(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
-        if self.ttl <= 0:
-            return await load()
-        entry = self._entries.get(key)
-        now = time.monotonic()
-        if entry is not None and entry[0] > now:
-            return entry[1]
-        pending = self._loading.get(key)
-        if pending is None:
-            pending = asyncio.ensure_future(self._load(key, load))
-            pending.add_done_callback(_retrieve)  # a refresh nobody waited for must not warn
-            self._loading[key] = pending
-        if entry is not None and not pending.done():
-            return entry[1]  # the previous answer, while one request refreshes it
-        return await asyncio.shield(pending)
-
-    async def _load(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
-        try:
-            value = await load()
-            if len(self._entries) >= MAX_ENTRIES:  # guessed keys must not grow the cache without bound
-                self._entries.clear()
-            self._entries[key] = (time.monotonic() + self.ttl, value)
-            return value
-        finally:
-            self._loading.pop(key, None)
-
-
-def _retrieve(future: asyncio.Future[V]) -> None:
-    if not future.cancelled():
-        future.exception()
 
 
 @dataclass(slots=True)
@@ -78,10 +31,10 @@ _KeyAnswer = tuple[str | None, ApiError | None]
 class Authenticator:
     """Turns an ``x-api-key`` into the caller's account configuration, or an E104/E103/E113 error."""
 
-    def __init__(self, store: Store, ttl: float) -> None:
-        self._store = store
+    def __init__(self, accounts: Accounts, settings: AccountSettings, ttl: float) -> None:
+        self._accounts = accounts
+        self._settings = settings
         self._keys: RefreshingCache[str, _KeyAnswer] = RefreshingCache(ttl)
-        self._configs: RefreshingCache[str, AccountConfig] = RefreshingCache(ttl)
         self._buckets: dict[str, _Bucket] = {}
 
     async def account_for(self, api_key: str | None) -> AccountConfig:
@@ -110,10 +63,10 @@ class Authenticator:
         return config
 
     async def config(self, account_id: str) -> AccountConfig:
-        return await self._configs.get(account_id, lambda: self._store.account_config(account_id))
+        return await self._settings.config(account_id)
 
     async def _lookup(self, api_key: str) -> _KeyAnswer:
-        found = await self._store.authenticate(api_key)
+        found = await self._accounts.authenticate(api_key)
         if found is None:
             return None, ApiError(ErrorCode.INVALID_API_KEY, "the API key is not valid")
         if found[0].revoked:

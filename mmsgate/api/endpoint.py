@@ -13,32 +13,19 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 import msgspec
-from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from mmsgate import contract
 from mmsgate.api.auth import Authenticator
+from mmsgate.common.http import failure_body
 from mmsgate.core.codes import ACCEPTED_DETAILS, TEMPLATE_ACCEPTED_DETAILS, ErrorCode
 from mmsgate.core.model import AccountConfig, Sending, utcnow
+from mmsgate.core.roles import Accepting
 from mmsgate.errors import ApiError, NotFound, StoreError
-from mmsgate.store.base import Store
 
 log = logging.getLogger("mmsgate.api")
 
 _encoder = msgspec.json.Encoder()
-
-
-def json_response(body: dict[str, Any], status: int = 200) -> Response:
-    return Response(_encoder.encode(body), status_code=status, media_type="application/json")
-
-
-def _failure(code: ErrorCode, info: str, status: int = 200) -> tuple[int, bytes]:
-    return status, _encoder.encode({"status": "failure", "error-code": code.value, "error-info": info})
-
-
-def failure(code: ErrorCode, info: str, status: int = 200) -> Response:
-    status, body = _failure(code, info, status)
-    return Response(body, status_code=status, media_type="application/json")
 
 
 class BodyTooLarge(Exception):
@@ -86,10 +73,10 @@ async def read_body(receive: Receive, declared: str | None, limit: int) -> bytes
 
 
 class Endpoint:
-    """The ep/v2 handler, bound to a store and an authenticator."""
+    """The ep/v2 handler, bound to what it commits and an authenticator."""
 
-    def __init__(self, store: Store, auth: Authenticator, max_body: int) -> None:
-        self.store = store
+    def __init__(self, accepting: Accepting, auth: Authenticator, max_body: int) -> None:
+        self.accepting = accepting
         self.auth = auth
         self.max_body = max_body
         self.shutting_down = False
@@ -119,13 +106,13 @@ class Endpoint:
     async def answer(self, api_key: str | None, declared: str | None, receive: Receive) -> tuple[int, bytes]:
         """HTTP status and JSON body for one call."""
         if self.shutting_down:
-            return _failure(ErrorCode.INTERNAL, "the gateway is shutting down; retry on another instance", 503)
+            return failure_body(ErrorCode.INTERNAL, "the gateway is shutting down; retry on another instance", 503)
         try:
             body = await read_body(receive, declared, self.max_body)
         except ClientGone:
             return 400, b""
         except BodyTooLarge:
-            return _failure(ErrorCode.INVALID_REQUEST, f"the body is larger than {self.max_body} bytes", 413)
+            return failure_body(ErrorCode.INVALID_REQUEST, f"the body is larger than {self.max_body} bytes", 413)
         return await self._answer(body, self.auth.account_for(api_key))
 
     async def answer_as(self, account_id: str, body: bytes) -> tuple[int, bytes]:
@@ -133,7 +120,7 @@ class Endpoint:
         this process only (the console's test sends), never reachable over HTTP. Everything else is as
         for a call with one of the account's keys (a disabled account is refused, its rate limit holds)."""
         if self.shutting_down:
-            return _failure(ErrorCode.INTERNAL, "the gateway is shutting down; retry on another instance", 503)
+            return failure_body(ErrorCode.INTERNAL, "the gateway is shutting down; retry on another instance", 503)
         return await self._answer(body, self.auth.account_as(account_id))
 
     async def _answer(self, body: bytes, caller: Awaitable[AccountConfig]) -> tuple[int, bytes]:
@@ -145,20 +132,20 @@ class Endpoint:
                 self.after_accept()
             return 200, _encoder.encode(answer)
         except ApiError as exc:
-            return _failure(exc.code, exc.info)
+            return failure_body(exc.code, exc.info)
         except StoreError as exc:
             log.warning("store failed during an API call: %s", exc)
-            return _failure(ErrorCode.INTERNAL, "internal error: the request was not accepted; please retry")
+            return failure_body(ErrorCode.INTERNAL, "internal error: the request was not accepted; please retry")
         except Exception:
             log.exception("unexpected error during an API call")
-            return _failure(ErrorCode.INTERNAL, "internal error: the request was not accepted; please retry")
+            return failure_body(ErrorCode.INTERNAL, "internal error: the request was not accepted; please retry")
 
     async def _sendmms(self, request: contract.Request, config: AccountConfig) -> dict[str, Any]:
         data = request.data
         message = contract.check_sendmms(data, config, utcnow())
         if request.may_hold_nul:
             refuse_nul(_texts(message.sending))
-        await self.store.accept_message(message)
+        await self.accepting.accept_message(message)
         return {
             "status": "success",
             "to": message.to,
@@ -171,7 +158,7 @@ class Endpoint:
         template = contract.check_savemms(data, config.account.id, utcnow())
         if request.may_hold_nul:
             refuse_nul([("name", ErrorCode.NAME_INVALID, template.name), *_texts(template.sending)])
-        await self.store.accept_template(template)
+        await self.accepting.accept_template(template)
         return {
             "status": "success",
             "tracking-id": template.tracking_id,
@@ -185,14 +172,14 @@ class Endpoint:
         if request.may_hold_nul and "\x00" in mms_id:  # no template has one, and not every backend can look one up
             raise ApiError(ErrorCode.MMS_ID_UNKNOWN, "mms-id contains a NUL character and does not exist")
         try:
-            saved = await self.store.get_template(config.account.id, mms_id)
+            saved = await self.accepting.get_template(config.account.id, mms_id)
         except NotFound:
             raise ApiError(ErrorCode.MMS_ID_UNKNOWN, f"mms-id {mms_id!r} does not exist") from None
         contract.check_template_usable(saved)
         message = contract.check_sendsavedmms(data, saved, config, utcnow())
         if request.may_hold_nul:
             refuse_nul(_texts(message.sending))
-        await self.store.accept_message(message)
+        await self.accepting.accept_message(message)
         return {
             "status": "success",
             "mms-id": saved.mms_id,

@@ -11,11 +11,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mmsgate.api.auth import Authenticator
-from mmsgate.api.endpoint import failure, json_response
+from mmsgate.common.http import failure, json_response
 from mmsgate.core.codes import ACCEPTED_DETAILS, TEMPLATE_ACCEPTED_DETAILS, ErrorCode
 from mmsgate.core.model import AccountConfig, Event, Sending, iso, slides_to_wire
+from mmsgate.core.roles import Messages
 from mmsgate.errors import ApiError, NotFound
-from mmsgate.store.base import Store
 
 _AUTH_STATUS = {
     ErrorCode.INVALID_API_KEY: 401,
@@ -46,8 +46,8 @@ def _sending(s: Sending) -> dict[str, Any]:
 class StatusView:
     """Read-only views of a caller's own messages and templates."""
 
-    def __init__(self, store: Store, auth: Authenticator) -> None:
-        self.store = store
+    def __init__(self, messages: Messages, auth: Authenticator) -> None:
+        self.messages = messages
         self.auth = auth
 
     async def _caller(self, request: Request) -> AccountConfig | Response:
@@ -62,10 +62,13 @@ class StatusView:
             return caller
         tracking_id = request.path_params["tracking_id"]
         try:
-            m = await self.store.get_message(caller.account.id, tracking_id)
+            m = await self.messages.get_message(caller.account.id, tracking_id)
         except NotFound:
             return failure(ErrorCode.INVALID_REQUEST, f"no message with tracking-id {tracking_id}", 404)
-        events = [Event(None, "Accepted", ACCEPTED_DETAILS, m.created_at), *await self.store.list_events(m.tracking_id)]
+        events = [
+            Event(None, "Accepted", ACCEPTED_DETAILS, m.created_at),
+            *await self.messages.list_events(m.tracking_id),
+        ]
         return json_response(
             {
                 "tracking-id": m.tracking_id,
@@ -83,7 +86,7 @@ class StatusView:
                 "carrier": ({"name": m.carrier, "message-id": m.carrier_message_id} if m.carrier_message_id else None),
                 "postbacks": [
                     {"event-id": event_id, "code": code, "state": state, "attempts": attempts}
-                    for event_id, code, state, attempts in await self.store.list_postbacks(m.tracking_id)
+                    for event_id, code, state, attempts in await self.messages.list_postbacks(m.tracking_id)
                 ],
             }
         )
@@ -94,12 +97,12 @@ class StatusView:
             return caller
         mms_id = request.path_params["mms_id"]
         try:
-            t = await self.store.get_template(caller.account.id, mms_id)
+            t = await self.messages.get_template(caller.account.id, mms_id)
         except NotFound:
             return failure(ErrorCode.MMS_ID_UNKNOWN, f"no template with mms-id {mms_id}", 404)
         events = [
             Event(None, "Processing", TEMPLATE_ACCEPTED_DETAILS, t.created_at),
-            *await self.store.list_events(t.mms_id),
+            *await self.messages.list_events(t.mms_id),
         ]
         return json_response(
             {

@@ -1,31 +1,28 @@
-"""Carriers, chosen by name from the settings through :data:`CARRIERS` (adding a protocol adds a line)."""
+"""Carriers: every protocol the gateway speaks with carriers is a plug-in of one shape
+(:class:`~mmsgate.carriers.plugin.Plugin`), a folder here and one line of :data:`PLUGINS`.
+
+``base`` holds the two interfaces a plug-in implements (:class:`~mmsgate.carriers.base.Carrier` for MMS,
+:class:`~mmsgate.carriers.base.SmsConnector` for fallback SMS) and the sinks they hand back to;
+``routing`` picks a message's connection by its number; ``throttle`` holds a connection to its
+throughput over every process.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from mmsgate.carriers.base import Carrier
-from mmsgate.config import Settings
+from mmsgate.carriers import mm7, sandbox, smpp
+from mmsgate.carriers.plugin import Plugin
 from mmsgate.errors import ConfigError
-from mmsgate.store.base import Store
+
+PLUGINS: dict[str, Plugin] = {plugin.kind: plugin for plugin in (sandbox.PLUGIN, mm7.PLUGIN, smpp.PLUGIN)}
+"""Every carrier plug-in, by kind."""
 
 
-def _sandbox(settings: Settings, store: Store) -> Carrier:
-    from mmsgate.carriers.sandbox import SandboxCarrier
-
-    return SandboxCarrier(store)
-
-
-CARRIERS: dict[str, Callable[[Settings, Store], Carrier]] = {
-    "sandbox": _sandbox,
-}
+def plugin(kind: str) -> Plugin:
+    """The plug-in of ``kind`` (:class:`~mmsgate.errors.ConfigError` for one there is none of)."""
+    found = PLUGINS.get(kind)
+    if found is None:
+        raise ConfigError(f"unknown carrier {kind!r}: one of {', '.join(sorted(PLUGINS))}")
+    return found
 
 
-def create_carrier(settings: Settings, store: Store) -> Carrier:
-    factory = CARRIERS.get(settings.carrier)
-    if factory is None:
-        raise ConfigError(f"unknown carrier {settings.carrier!r}: one of {', '.join(sorted(CARRIERS))}")
-    return factory(settings, store)
-
-
-__all__ = ["CARRIERS", "Carrier", "create_carrier"]
+__all__ = ["PLUGINS", "Plugin", "plugin"]

@@ -10,35 +10,13 @@ from __future__ import annotations
 
 import functools
 import math
-import mimetypes
 from collections.abc import Sequence
-from datetime import datetime
 
-import msgspec
 from lxml import etree  # lxml ships no type information
 
+from mmsgate.core.mms import DEFAULT_DUR_MS, TEXT_CONTENT_TYPE, Mms, MmsPart, extension_for
 from mmsgate.core.model import MediaKind, Message, Part
 
-SMIL_CONTENT_ID = "smil"
-SMIL_CONTENT_TYPE = "application/smil"
-TEXT_CONTENT_TYPE = "text/plain; charset=utf-8"
-DEFAULT_DUR_MS = 5000
-
-# Fixed names beat mimetypes, whose answers vary by platform (e.g. .jpe / .mp4a) and handsets match on these.
-_EXTENSIONS = {
-    "image/jpeg": "jpg",
-    "image/png": "png",
-    "image/gif": "gif",
-    "audio/amr": "amr",
-    "audio/mpeg": "mp3",
-    "audio/mp4": "m4a",
-    "video/3gpp": "3gp",
-    "video/mp4": "mp4",
-    "text/vcard": "vcf",
-    "text/x-vcard": "vcf",
-    "text/calendar": "ics",
-    "application/pdf": "pdf",
-}
 _NAMED_BY_KIND = frozenset({MediaKind.IMAGE, MediaKind.AUDIO, MediaKind.VIDEO})
 _VISUAL = frozenset({MediaKind.IMAGE, MediaKind.VIDEO})
 _TIMED = frozenset({MediaKind.AUDIO, MediaKind.VIDEO})
@@ -46,51 +24,8 @@ _TIMED = frozenset({MediaKind.AUDIO, MediaKind.VIDEO})
 _VISUAL_RANK, _TEXT_RANK, _AUDIO_RANK, _ATTACHMENT_RANK = range(4)
 
 
-class MmsPart(msgspec.Struct, frozen=True):
-    """One body part of an MMS: media whose bytes are in the blob store, or inline text."""
-
-    content_id: str
-    location: str
-    content_type: str
-    size: int
-    sha256: str | None = None
-    data: bytes | None = None
-    slide: int = 0
-
-
-class Mms(msgspec.Struct, frozen=True):
-    """A composed MMS, ready for any carrier adapter; the SMIL part itself is not in ``parts``."""
-
-    tracking_id: str
-    account_id: str
-    service_id: str
-    to: str
-    sender: str
-    from_mask: str | None
-    subject: str | None
-    expires_at: datetime
-    smil: str
-    parts: tuple[MmsPart, ...]
-    client_reference: str | None = None
-    mms_id: str | None = None
-
-    @property
-    def size(self) -> int:
-        """Bytes of all parts plus the SMIL, before any MIME encoding."""
-        return sum(p.size for p in self.parts) + len(self.smil.encode())
-
-
 SlidePlan = tuple[MmsPart | None, MmsPart | None, MmsPart | None, int]
 """A slide as SMIL sees it: its image or video, text and audio parts, and its duration in ms."""
-
-
-def extension_for(content_type: str) -> str:
-    base = content_type.split(";", 1)[0].strip().lower()
-    known = _EXTENSIONS.get(base)
-    if known is not None:
-        return known
-    guessed = mimetypes.guess_extension(base, strict=False)
-    return guessed.lstrip(".") if guessed else "bin"
 
 
 def _unique(wanted: str, fallback: str, taken: set[str]) -> str:

@@ -9,7 +9,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -252,133 +252,46 @@ class Step(msgspec.Struct, frozen=True):
     close_job: bool = False
     """Set when the transition happens outside the message's job (a delivery report): the job, waiting
     for the message's expiry, is then done."""
-    job: tuple[int, str, float] | None = None
-    """(job id, lease owner, run at): the message's running job is released to run again then, in the
-    same transaction (a submitted message's job waits for its expiry)."""
     wake_job: bool = False
     """Set when a transition outside the message's job gives it work (a report that makes the message
     fall back to SMS): the job, waiting for the message's expiry, runs now."""
-    finish_job: tuple[int, str] | None = None
-    """(job id, lease owner): another running job that ends (done) in the same transaction, such as the
-    job that carried a delivery report."""
+    jobs: tuple[JobEffect, ...] = ()
+    """Running jobs that this transition settles in the same transaction: the message's own job released
+    to run again later (a submitted message's job waits for its expiry), or another job ended (the one that
+    carried a delivery report)."""
 
 
-@dataclass(frozen=True, slots=True)
-class PostbackDelivery:
-    """A postback claimed from the outbox for one delivery attempt."""
+class JobEffect(msgspec.Struct, frozen=True):
+    """What a write does to a running job, if ``owner`` still holds its lease: ends it (``run_at`` None)
+    or queues it to run again at ``run_at`` (seconds since the epoch)."""
 
-    id: int
-    event_id: str
-    account_id: str
-    subject_id: str
-    url: str
-    body: str
-    attempts: int
+    job_id: int
+    owner: str
+    run_at: float | None = None
 
-
-class Behaviour(enum.StrEnum):
-    """How a sandbox handset treats an MMS sent to it."""
-
-    DELIVERS = "delivers"
-    REJECTS = "rejects"
-    UNREACHABLE = "unreachable"
-    NO_MMS = "no-mms"
-    THROTTLES = "throttles"
+    @classmethod
+    def of(cls, job: Job, run_at: float | None = None) -> JobEffect | None:
+        """The effect on ``job`` as its worker holds it; None for a job that no worker holds."""
+        return None if job.lease_owner is None else cls(job.id, job.lease_owner, run_at)
 
 
-@dataclass(frozen=True, slots=True)
-class Handset:
-    """A sandbox carrier's virtual handset; a number never configured delivers at once."""
-
-    number: str
-    behaviour: Behaviour = Behaviour.DELIVERS
-    delay: float = 0.0
+class Settled:
+    """What a job handler returns when its own last write already released or finished its job."""
 
 
-class SandboxSubmission(msgspec.Struct, frozen=True):
-    """What the sandbox carrier received for one submission, and what it will report."""
+SETTLED = Settled()
 
-    submission_id: str
-    carrier_message_id: str
-    number: str
-    outcome: Behaviour
-    mms: str
-    """The composed MMS as JSON, as the handset will see it."""
-    received_at: float
-    report_at: float | None = None
-    calls: int = 1
+JobOutcome = datetime | Settled | None
+"""What a job handler returns: None (done), a time (run again then, not a failure) or :data:`SETTLED`."""
 
 
-@dataclass(frozen=True, slots=True)
-class InboundPart:
-    """One file of an MMS a handset sent; its bytes are in the blob store."""
+class JobHandler(Protocol):
+    """Runs one kind of job. ``run`` raising a retryable error means "try again later"; returning a
+    time means "done for now, run again then" (a message waiting for its delivery report or expiry);
+    returning :data:`SETTLED` means the handler's last write settled the job itself."""
 
-    position: int
-    name: str
-    content_type: str
-    size: int
-    sha256: str
+    async def run(self, job: Job) -> JobOutcome: ...
 
-
-@dataclass(frozen=True, slots=True)
-class Inbound:
-    """An MMS a handset sent to one of an account's numbers (MO)."""
-
-    id: str
-    token: str
-    account_id: str
-    carrier: str
-    sender: str
-    recipient: str
-    subject: str | None
-    keyword: str | None
-    copy_to: tuple[str, ...]
-    expires_at: datetime
-    created_at: datetime
-    parts: tuple[InboundPart, ...] = ()
-    linked_id: str | None = None
-    """The MMSC's LinkedID of an MMS received over MM7: a reply refers to it."""
-
-
-@dataclass(frozen=True, slots=True)
-class HostedPage:
-    """The page a fallback SMS links to: it shows the message's slides until ``expires_at``."""
-
-    code: str
-    tracking_id: str
-    expires_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class SmsSegmentState:
-    """One segment of a fallback SMS as the SMSC took it, with its receipt once one came."""
-
-    connector: str
-    smsc_id: str
-    seq: int
-    total: int
-    status: str | None = None
-    """The receipt's :class:`mmsgate.sms.base.SmsStatus` value; None before any receipt."""
-    details: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Connection:
-    """A configured connection (``mmsgate mm7 add``, ``mmsgate smpp add``): its kind and settings."""
-
-    name: str
-    kind: str
-    config: dict[str, Any]
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class SandboxSms:
-    """An SMS a sandbox handset received (a fallback SMS)."""
-
-    number: str
-    sender: str
-    text: str
-    message_id: str
-    tracking_id: str
-    received_at: datetime
+    async def give_up(self, job: Job, error: Exception) -> None:
+        """Record the final outcome of a job that will not be tried again."""
+        ...

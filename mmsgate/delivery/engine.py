@@ -14,24 +14,26 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import msgspec
 
 from mmsgate.carriers.base import Carrier, DeliveryReport, ReportStatus, SubmitResult
+from mmsgate.carriers.routing import Router
+from mmsgate.carriers.throttle import SendLimiter
+from mmsgate.common.cache import AccountSettings
 from mmsgate.core import lifecycle
 from mmsgate.core.codes import EventCode, MessageState
-from mmsgate.core.compose import Mms, compose
-from mmsgate.core.model import Job, Message, Part, Step, iso, utcnow
+from mmsgate.core.compose import compose
+from mmsgate.core.mms import Mms
+from mmsgate.core.model import SETTLED, Job, JobEffect, JobOutcome, Message, Part, Step, iso, utcnow
+from mmsgate.core.retry import RetryPolicy
+from mmsgate.core.roles import Lifecycle, Messages
 from mmsgate.delivery.fallback import SmsFallback
-from mmsgate.delivery.throttle import SendLimiter
+from mmsgate.delivery.templates import message_failure
 from mmsgate.errors import CarrierBusy, CarrierError, CarrierRejected, MediaError, NotFound, NotYet
-from mmsgate.jobs.pipeline import message_failure
-from mmsgate.jobs.worker import SETTLED, Settled
 from mmsgate.media.stage import MediaStage
 from mmsgate.postbacks.events import PostbackBuilder
-from mmsgate.routing import Router
-from mmsgate.store.base import Store
 
 log = logging.getLogger("mmsgate.delivery")
 
@@ -56,19 +58,26 @@ class Delivery:
 
     def __init__(
         self,
-        store: Store,
+        messages: Messages,
+        lifecycle: Lifecycle,
         stage: MediaStage,
         carriers: Router[Carrier],
         postbacks: PostbackBuilder,
+        accounts: AccountSettings,
         limiter: SendLimiter | None = None,
         *,
         fallback: SmsFallback | None = None,
         fallback_codes: frozenset[str] = frozenset(),
+        policy: RetryPolicy | None = None,
     ) -> None:
-        self.store = store
+        self.messages = messages
+        self.lifecycle = lifecycle
         self.stage = stage
         self.carriers = carriers
         self.postbacks = postbacks
+        self.accounts = accounts
+        self.policy = policy or RetryPolicy()
+        """Its backoff is also the wait before trying a busy carrier again."""
         self.limiter = limiter
         """The gateway-wide limit of the default carrier (connections have their own)."""
         self.fallback = fallback
@@ -76,8 +85,8 @@ class Delivery:
         """Carrier statuses that mean "cannot take MMS" (besides a carrier's own ``not_mms``)."""
 
     # the job ----------------------------------------------------------------------------------
-    async def run(self, job: Job) -> datetime | Settled | None:
-        message = job.message if job.message is not None else await self.store.find_message(job.ref)
+    async def run(self, job: Job) -> JobOutcome:
+        message = job.message if job.message is not None else await self.messages.find_message(job.ref)
         if lifecycle.is_final(message.state):
             return None
         if utcnow() >= message.expires_at:
@@ -91,7 +100,7 @@ class Delivery:
             # media ready and the record before the submit, in one write
             parts = await self._prepare(message, carrier)
             if parts is None:  # another worker moved it meanwhile: go on from what is stored
-                message = await self.store.find_message(job.ref)
+                message = await self.messages.find_message(job.ref)
                 if message.state in (S.MEDIA_READY, S.SUBMITTING):
                     carrier = self._carrier(message)
             else:
@@ -104,7 +113,7 @@ class Delivery:
                 message = msgspec.structs.replace(message, state=S.FALLBACK)
             except CarrierBusy as exc:
                 # throttled: try again later, as long as the message lives (not counted as a failure)
-                delay = exc.retry_after if exc.retry_after is not None else self.busy_backoff(job.attempts)
+                delay = exc.retry_after if exc.retry_after is not None else self.policy.backoff(job.attempts)
                 log.info(
                     "message %s: carrier %s busy, again in %.0f s: %s",
                     message.tracking_id,
@@ -137,15 +146,10 @@ class Delivery:
             raise CarrierError("unusable", broken)
         return carrier
 
-    @staticmethod
-    def busy_backoff(attempts: int) -> float:
-        """Seconds before trying a busy carrier again: 5 s, doubling per attempt, at most 10 minutes."""
-        return float(min(600.0, 5.0 * 2 ** max(0, attempts - 1)))
-
     async def give_up(self, job: Job, error: Exception) -> None:
         """The job will not be tried again: end the message with the failure that stopped it."""
         try:
-            message = await self.store.find_message(job.ref)
+            message = await self.messages.find_message(job.ref)
         except NotFound:
             log.warning("job %s: message %s is gone", job.id, job.ref)
             return
@@ -163,9 +167,9 @@ class Delivery:
         longer accepted."""
         carrier = route.name
         if message.mms_id is not None:
-            parts = await self.store.list_parts(message.mms_id)
+            parts = await self.messages.list_parts(message.mms_id)
             copies = [dataclasses.replace(p, owner_id=message.tracking_id) for p in parts]
-            done = await self.store.media_ready(
+            done = await self.lifecycle.media_ready(
                 message.tracking_id,
                 copies,
                 code=None,
@@ -177,14 +181,14 @@ class Delivery:
         prepared = await self.stage.prepare(
             message.tracking_id,
             message.sending.slides,
-            adapt_images=await self.postbacks.transcoding(message.account_id),
+            adapt_images=await self.accounts.transcoding(message.account_id),
             transcode_av=False,
             use_cache=message.cache_content,
         )
         if prepared.adapted:
             code = EventCode.TRANSCODED_SENT
             details = "content was adapted to the carrier profile"
-            done = await self.store.media_ready(
+            done = await self.lifecycle.media_ready(
                 message.tracking_id,
                 prepared.parts,
                 code=code.value,
@@ -195,7 +199,7 @@ class Delivery:
             )
         else:
             details = "content checked" if prepared.parts else "text only"
-            done = await self.store.media_ready(
+            done = await self.lifecycle.media_ready(
                 message.tracking_id,
                 prepared.parts,
                 code=None,
@@ -210,7 +214,7 @@ class Delivery:
     ) -> bool:
         """Submit (or reconcile) and record it; True when that record also released the job."""
         if parts is None:
-            parts = await self.store.list_parts(message.tracking_id)
+            parts = await self.messages.list_parts(message.tracking_id)
         mms = compose(message, parts)
         result: SubmitResult | None = None
         if message.state is S.SUBMITTING and not fresh:
@@ -218,7 +222,7 @@ class Delivery:
             result = await carrier.reconcile(mms)
             if result is not None:
                 log.info("message %s: reconciled with %s as %s", message.tracking_id, carrier.name, result)
-        elif message.state is S.MEDIA_READY and not await self.store.advance(
+        elif message.state is S.MEDIA_READY and not await self.lifecycle.advance(
             Step(
                 message.tracking_id,
                 S.SUBMITTING,
@@ -234,7 +238,7 @@ class Delivery:
             if result is None:
                 return False
         details = f"submitted to carrier {carrier.name} as {result.carrier_message_id}"
-        wait = (job.id, job.lease_owner or "", message.expires_at.timestamp())
+        wait = JobEffect.of(job, message.expires_at.timestamp())
         return (
             await self._step(
                 message,
@@ -243,9 +247,9 @@ class Delivery:
                 details,
                 carrier_message_id=result.carrier_message_id,
                 carrier_name=carrier.name,
-                job=wait if job.lease_owner else None,
+                jobs=(wait,) if wait is not None else (),
             )
-            and job.lease_owner is not None
+            and wait is not None
         )
 
     async def _call_carrier(self, message: Message, mms: Mms, carrier: Carrier) -> SubmitResult | None:
@@ -268,7 +272,7 @@ class Delivery:
             return None
         except CarrierError as exc:
             if exc.definite:  # not taken: the next attempt submits afresh instead of reconciling
-                await self.store.advance(
+                await self.lifecycle.advance(
                     Step(message.tracking_id, S.MEDIA_READY, None, "Not taken", f"carrier {carrier.name}: {exc}")
                 )
             raise
@@ -288,10 +292,9 @@ class Delivery:
         carrier_name: str | None = None,
         close_job: bool = False,
         extra: dict[str, str] | None = None,
-        job: tuple[int, str, float] | None = None,
-        finish_job: tuple[int, str] | None = None,
+        jobs: tuple[JobEffect, ...] = (),
     ) -> bool:
-        return await self.store.advance(
+        return await self.lifecycle.advance(
             Step(
                 message.tracking_id,
                 target,
@@ -308,8 +311,7 @@ class Delivery:
                 carrier=carrier_name if carrier_message_id else None,
                 carrier_message_id=carrier_message_id,
                 close_job=close_job,
-                job=job,
-                finish_job=finish_job,
+                jobs=jobs,
             )
         )
 
@@ -319,9 +321,9 @@ class Delivery:
         write also ended the job that carried the report (``report.carried_by``)."""
         try:
             if report.submission_id is not None:
-                message = await self.store.find_message(report.submission_id)
+                message = await self.messages.find_message(report.submission_id)
             else:
-                message = await self.store.find_by_carrier_id(report.carrier, report.carrier_message_id)
+                message = await self.messages.find_by_carrier_id(report.carrier, report.carrier_message_id)
         except NotFound as exc:
             # the report may overtake the record of the submit it reports on
             raise NotYet(f"report for {report.carrier_message_id} before its submit was recorded") from exc
@@ -337,6 +339,5 @@ class Delivery:
                 details += "; no SMS fallback is configured"
             elif await self.fallback.decide(message, details, wake=True):
                 return False
-        return await self._step(
-            message, target, code, details, close_job=True, extra=report.extra, finish_job=report.carried_by
-        )
+        carried = (report.carried_by,) if report.carried_by is not None else ()
+        return await self._step(message, target, code, details, close_job=True, extra=report.extra, jobs=carried)

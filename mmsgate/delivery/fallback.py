@@ -13,17 +13,17 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from mmsgate.carriers.sandbox import NAME as SANDBOX
+from mmsgate.carriers.base import Sms, SmsConnector
+from mmsgate.carriers.routing import Router
 from mmsgate.core.codes import EventCode, MessageState
-from mmsgate.core.model import Job, Message, Step, utcnow
+from mmsgate.core.model import SETTLED, Job, JobEffect, JobOutcome, Message, Step, utcnow
+from mmsgate.core.records import SmsReceipt, SmsStatus
+from mmsgate.core.retry import RetryPolicy
+from mmsgate.core.roles import Lifecycle, Messages
 from mmsgate.errors import CarrierBusy, CarrierError, CarrierRejected
-from mmsgate.jobs.worker import SETTLED, Settled
 from mmsgate.postbacks.events import PostbackBuilder
-from mmsgate.routing import Router
-from mmsgate.sms.base import Sms, SmsConnector, SmsReceipt, SmsStatus
-from mmsgate.store.base import Store
 
 log = logging.getLogger("mmsgate.fallback")
 
@@ -47,36 +47,42 @@ class SmsFallback:
 
     def __init__(
         self,
-        store: Store,
+        messages: Messages,
+        lifecycle: Lifecycle,
         router: Router[SmsConnector],
         postbacks: PostbackBuilder,
         public_url: Callable[[], Awaitable[str]],
         *,
-        busy_backoff: Callable[[int], float],
+        companion: Callable[[str | None], SmsConnector | None] = lambda _: None,
+        policy: RetryPolicy | None = None,
     ) -> None:
-        self.store = store
+        self.messages = messages
+        self.lifecycle = lifecycle
         self.router = router
+        """The configured SMS connections."""
+        self.companion = companion
+        """The SMS connector that goes with a carrier (by name; None: the default carrier), used when no SMS
+        connection routes the number: the sandbox's handsets take the fallback of what the sandbox was given,
+        and only that (a real handset's fallback never "arrives" in a virtual inbox)."""
         self.postbacks = postbacks
         self.public_url = public_url
-        self.busy_backoff = busy_backoff
+        self.policy = policy or RetryPolicy()
 
     async def decide(self, message: Message, reason: str, *, wake: bool = False) -> bool:
         """Record that the message falls back to SMS, and why (``wake``: from outside the message's job,
         which then runs at once); False if the message had moved on meanwhile."""
-        return await self.store.advance(
+        return await self.lifecycle.advance(
             Step(message.tracking_id, S.FALLBACK, None, "Falling back to SMS", reason, wake_job=wake)
         )
 
-    async def run(self, message: Message, job: Job) -> datetime | Settled | None:
+    async def run(self, message: Message, job: Job) -> JobOutcome:
         """The job's turn for a message in one of the fallback states."""
         if message.state is S.SMS_SUBMITTED:
             await self.settle(message)
             return message.expires_at
         connector, broken = self.router.route(message.to)
-        if connector is not None and connector is self.router.default and message.carrier not in (None, SANDBOX):
-            # the sandbox's handsets take only what the sandbox carrier was given: a real handset's
-            # fallback never "arrives" in a virtual inbox
-            connector = None
+        if connector is None and broken is None:
+            connector = self.companion(message.carrier)
         if connector is None or broken is not None:
             details = broken or f"no SMS connection serves {message.to}"
             await self._end(message, S.SMS_FAILED, EventCode.SMS_FAILED, details)
@@ -100,17 +106,17 @@ class SmsFallback:
             result = await connector.reconcile(sms)
             if result is not None:
                 return await self._submitted(message, connector, result.message_ids, job)
-        elif not await self.store.advance(
+        elif not await self.lifecycle.advance(
             Step(message.tracking_id, S.SMS_SUBMITTING, None, "Submitting SMS", f"to {connector.name}")
         ):
             return None  # moved on meanwhile (expired, or another worker): nothing to send
         try:
             result = await connector.submit(sms)
         except CarrierBusy as exc:
-            await self.store.advance(
+            await self.lifecycle.advance(
                 Step(message.tracking_id, S.FALLBACK, None, "SMS not taken", f"{connector.name}: {exc}")
             )
-            delay = exc.retry_after if exc.retry_after is not None else self.busy_backoff(job.attempts)
+            delay = exc.retry_after if exc.retry_after is not None else self.policy.backoff(job.attempts)
             log.info(
                 "message %s: SMS connection %s busy, again in %.0f s: %s", sms.tracking_id, connector.name, delay, exc
             )
@@ -120,7 +126,7 @@ class SmsFallback:
             return None
         except CarrierError as exc:
             if exc.definite:
-                await self.store.advance(
+                await self.lifecycle.advance(
                     Step(message.tracking_id, S.FALLBACK, None, "SMS not taken", f"{connector.name}: {exc}")
                 )
                 raise
@@ -133,16 +139,16 @@ class SmsFallback:
         if message.sending.disable_fallback_sms_link:
             return None
         expires = message.sending.fallback_link_expires_at or utcnow() + timedelta(days=365)
-        page = await self.store.create_hosted_page(message.tracking_id, page_code(), expires)
+        page = await self.lifecycle.create_hosted_page(message.tracking_id, page_code(), expires)
         return f"{(await self.public_url()).rstrip('/')}/m/{page.code}"
 
     async def _submitted(
         self, message: Message, connector: SmsConnector, message_ids: tuple[str, ...], job: Job
-    ) -> datetime | Settled | None:
+    ) -> JobOutcome:
         details = f"to {connector.name} in {len(message_ids)} part(s) as {', '.join(message_ids)}"
-        wait = (job.id, job.lease_owner or "", message.expires_at.timestamp()) if job.lease_owner else None
-        step = Step(message.tracking_id, S.SMS_SUBMITTED, None, "SMS submitted", details, job=wait)
-        recorded = await self.store.sms_submitted(step, connector.name, message_ids)
+        wait = JobEffect.of(job, message.expires_at.timestamp())
+        step = Step(message.tracking_id, S.SMS_SUBMITTED, None, "SMS submitted", details, jobs=(wait,) if wait else ())
+        recorded = await self.lifecycle.sms_submitted(step, connector.name, message_ids)
         if recorded:
             await self.settle(message)  # receipts that came before this record
             return SETTLED if wait is not None else message.expires_at
@@ -150,15 +156,15 @@ class SmsFallback:
 
     async def receipt(self, receipt: SmsReceipt) -> None:
         """An SMSC's receipt for one segment: kept, and the message ended once its segments say how."""
-        tracking_id = await self.store.record_sms_receipt(receipt)
+        tracking_id = await self.lifecycle.record_sms_receipt(receipt)
         if tracking_id is None or receipt.status is SmsStatus.ENROUTE:
             return  # a receipt before the submit's record is applied by that record
-        await self.settle(await self.store.find_message(tracking_id))
+        await self.settle(await self.messages.find_message(tracking_id))
 
     async def settle(self, message: Message) -> None:
         """End a submitted SMS when its receipts tell: E202 at the first segment not delivered, N202 when
         every segment was."""
-        segments = await self.store.sms_segments(message.tracking_id)
+        segments = await self.messages.sms_segments(message.tracking_id)
         if not segments:
             return
         failed = next((s for s in segments if s.status in (SmsStatus.FAILED, SmsStatus.EXPIRED)), None)
@@ -173,6 +179,6 @@ class SmsFallback:
         self, message: Message, target: MessageState, code: EventCode, details: str, *, close_job: bool = False
     ) -> bool:
         postback = await self.postbacks.for_message(message, code, details, sent_as="SMS")
-        return await self.store.advance(
+        return await self.lifecycle.advance(
             Step(message.tracking_id, target, code.value, code.status, details, postback=postback, close_job=close_job)
         )

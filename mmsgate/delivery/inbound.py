@@ -1,5 +1,9 @@
-"""Inbound MMS (MO): a handset's message to one of an account's numbers becomes stored parts and an N401
-postback whose ``content`` URLs the gateway serves (unguessable, expiring after the retention time)."""
+"""What comes in from handsets and carriers (the :class:`~mmsgate.carriers.base.InboundSink`).
+
+Inbound MMS (MO): a handset's message to one of an account's numbers becomes stored parts and an N401
+postback whose ``content`` URLs the gateway serves (unguessable, expiring after the retention time).
+Requests a carrier posts (an MM7 report, MO or read reply) are kept, body and all, with the job that
+handles them, before the carrier is answered."""
 
 from __future__ import annotations
 
@@ -7,18 +11,14 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-from mmsgate.carriers.base import InboundMms
-from mmsgate.core.compose import extension_for
+from mmsgate.carriers.base import InboundMms, KeptRequest
 from mmsgate.core.ids import new_id, url_token
-from mmsgate.core.model import Inbound, InboundPart, iso, utcnow
-from mmsgate.errors import MmsgateError
-from mmsgate.media.blobs import BlobStore
+from mmsgate.core.mms import extension_for
+from mmsgate.core.model import iso, utcnow
+from mmsgate.core.records import Inbound, InboundPart
+from mmsgate.core.roles import Blobs, Incoming
+from mmsgate.errors import InboundRefused
 from mmsgate.postbacks.events import PostbackBuilder
-from mmsgate.store.base import Store
-
-
-class InboundRefused(MmsgateError):
-    """An inbound MMS the gateway cannot take: to no account's number, empty, or too large."""
 
 
 def keyword_of(subject: str | None, text: str | None) -> str | None:
@@ -30,20 +30,22 @@ def keyword_of(subject: str | None, text: str | None) -> str | None:
 
 
 class InboundReceiver:
-    """Stores what handsets send and queues the N401 postbacks."""
+    """Stores what handsets send (queuing the N401 postbacks) and what carriers post."""
 
     def __init__(
         self,
-        store: Store,
-        blobs: BlobStore,
+        incoming: Incoming,
+        blobs: Blobs,
         postbacks: PostbackBuilder,
         public_url: Callable[[], Awaitable[str]],
         *,
         retention_seconds: float,
         max_bytes: int,
     ) -> None:
-        self.store = store
+        self.incoming = incoming
         self.blobs = blobs
+        self.after_keep: Callable[[], None] | None = None
+        """Called once a carrier's request is kept (``serve`` wakes its workers)."""
         self.postbacks = postbacks
         self.public_url = public_url
         self.retention_seconds = retention_seconds
@@ -52,7 +54,7 @@ class InboundReceiver:
     async def receive(self, message: InboundMms) -> str:
         recipient, owner = None, None
         for number in message.recipients:
-            owner = await self.store.number_owner(number)
+            owner = await self.incoming.number_owner(number)
             if owner is not None:
                 recipient = number
                 break
@@ -101,5 +103,16 @@ class InboundReceiver:
         if inbound.copy_to:
             fields["copy-to"] = [{"number": n} for n in inbound.copy_to]
         postback = await self.postbacks.for_inbound(owner.account_id, inbound.id, fields)
-        await self.store.receive_inbound(inbound, postback)
+        await self.incoming.receive_inbound(inbound, postback)
         return inbound.id
+
+    async def keep_request(self, connection: str, dedupe: str, kind: str, body: bytes, content_type: str) -> bool:
+        digest = await asyncio.to_thread(self.blobs.put, body)
+        kept = await self.incoming.keep_request(connection, dedupe, kind, digest, content_type)
+        if kept and self.after_keep is not None:
+            self.after_keep()
+        return kept
+
+    async def kept_request(self, connection: str, dedupe: str) -> KeptRequest:
+        kind, digest, content_type = await self.incoming.kept_request(connection, dedupe)
+        return KeptRequest(kind, await asyncio.to_thread(self.blobs.get, digest), content_type)

@@ -14,63 +14,17 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Awaitable, Iterable, Mapping
-from datetime import datetime, timedelta
-from typing import Any, Protocol
+from collections.abc import Awaitable, Mapping
+from datetime import timedelta
 
+from mmsgate.common.waiting import idle
 from mmsgate.core.codes import JobKind
-from mmsgate.core.model import Job, utcnow
+from mmsgate.core.model import Job, JobHandler, Settled, utcnow
+from mmsgate.core.retry import RetryPolicy
+from mmsgate.core.roles import JobQueue
 from mmsgate.errors import StoreError
-from mmsgate.jobs.retry import RetryPolicy
-from mmsgate.store.base import Store
 
 log = logging.getLogger("mmsgate.worker")
-
-
-class Settled:
-    """What a handler returns when its own last write already released or finished its job."""
-
-
-SETTLED = Settled()
-
-
-class JobHandler(Protocol):
-    """Runs one kind of job. ``run`` raising a retryable error means "try again later"; returning a
-    time means "done for now, run again then" (a message waiting for its delivery report or expiry);
-    returning :data:`SETTLED` means the handler's last write settled the job itself."""
-
-    async def run(self, job: Job) -> datetime | Settled | None: ...
-
-    async def give_up(self, job: Job, error: Exception) -> None:
-        """Record the final outcome of a job that will not be tried again."""
-
-
-async def idle(
-    wake: asyncio.Event,
-    stopping: asyncio.Event,
-    poll: float,
-    gather: float,
-    also: Iterable[asyncio.Future[Any]] = (),
-    busy: bool | None = None,
-) -> None:
-    """Wait for ``wake`` (new work), ``stopping``, any of ``also`` (work under way ending) or ``poll``
-    seconds. When woken while ``busy`` (default: while any of ``also`` runs), wait ``gather`` more, so
-    that one claim takes what arrives together; an idle loop claims new work at once."""
-    wake.clear()
-    running = set(also)
-    loaded = bool(running) if busy is None else busy
-    waiters: set[asyncio.Future[Any]] = {
-        asyncio.ensure_future(wake.wait()),
-        asyncio.ensure_future(stopping.wait()),
-        *running,
-    }
-    try:
-        done, _ = await asyncio.wait(waiters, timeout=poll, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters - running:
-            waiter.cancel()
-    if done and loaded and not stopping.is_set():
-        await asyncio.sleep(gather)
 
 
 def worker_name() -> str:
@@ -82,7 +36,7 @@ class Worker:
 
     def __init__(
         self,
-        store: Store,
+        jobs: JobQueue,
         handlers: Mapping[JobKind, JobHandler],
         *,
         owner: str | None = None,
@@ -92,7 +46,7 @@ class Worker:
         claim_gather: float = 0.005,
         policy: RetryPolicy | None = None,
     ) -> None:
-        self.store = store
+        self.jobs = jobs
         self.handlers = dict(handlers)
         self.owner = owner or worker_name()
         self.concurrency = concurrency
@@ -116,7 +70,7 @@ class Worker:
             jobs: list[Job] = []
             if free > 0:
                 try:
-                    jobs = await self.store.claim_jobs(
+                    jobs = await self.jobs.claim_jobs(
                         self.owner, limit=free, lease_seconds=self.lease_seconds, kinds=kinds
                     )
                 except StoreError as exc:
@@ -144,11 +98,11 @@ class Worker:
             await self._after_failure(job, handler, exc)
         else:
             if again is None:
-                await self._settle(self.store.finish_job(job.id, self.owner), job)
+                await self._settle(self.jobs.finish_job(job.id, self.owner), job)
             elif isinstance(again, Settled):
                 pass
             else:
-                await self._settle(self.store.retry_job(job.id, self.owner, run_at=again, error=None), job)
+                await self._settle(self.jobs.retry_job(job.id, self.owner, run_at=again, error=None), job)
 
     async def _after_failure(self, job: Job, handler: JobHandler, exc: Exception) -> None:
         delay = self.policy.decide(exc, job.attempts)
@@ -159,7 +113,7 @@ class Worker:
                 log.exception("job %s: recording its failure failed; it will be retried", job.id)
                 delay = self.policy.base
             else:
-                await self._settle(self.store.finish_job(job.id, self.owner), job)
+                await self._settle(self.jobs.finish_job(job.id, self.owner), job)
                 return
         log.info(
             "job %s (%s %s) attempt %d failed, retry in %.0f s: %s",
@@ -173,7 +127,7 @@ class Worker:
         run_at = utcnow() + timedelta(seconds=delay)
         if job.deadline is not None and run_at > job.deadline:
             run_at = job.deadline  # the job's last chance (a message's expiry) is never skipped by a backoff
-        await self._settle(self.store.retry_job(job.id, self.owner, run_at=run_at, error=str(exc)), job)
+        await self._settle(self.jobs.retry_job(job.id, self.owner, run_at=run_at, error=str(exc)), job)
 
     async def _settle(self, change: Awaitable[bool], job: Job) -> None:
         try:
@@ -190,7 +144,7 @@ class Worker:
             if not running:
                 return
             try:
-                held = await self.store.extend_leases(running, self.owner, lease_seconds=self.lease_seconds)
+                held = await self.jobs.extend_leases(running, self.owner, lease_seconds=self.lease_seconds)
             except StoreError as exc:
                 log.warning("cannot renew job leases: %s", exc)
                 continue
@@ -221,4 +175,4 @@ class Worker:
         for task in unfinished:
             job = running[task]
             with contextlib.suppress(StoreError):
-                await self.store.retry_job(job.id, self.owner, run_at=utcnow(), error="released at shutdown")
+                await self.jobs.retry_job(job.id, self.owner, run_at=utcnow(), error="released at shutdown")

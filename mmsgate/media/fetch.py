@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import httpx
 
+from mmsgate.common.guard import AddressGuard, BlockedAddress, UnresolvedHost
 from mmsgate.core.model import MediaKind
 from mmsgate.errors import MediaError
 from mmsgate.media.cache import CachedHeader, MediaCache
-from mmsgate.media.guard import AddressGuard, BlockedAddress, UnresolvedHost
 from mmsgate.media.kinds import RULES
 
 MAX_REDIRECTS = 5

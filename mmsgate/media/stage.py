@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 from mmsgate.core.model import Media, MediaKind, Part, Slide
+from mmsgate.core.roles import Blobs
 from mmsgate.errors import MediaError, WorkerCrashed
 from mmsgate.media.adapt import CarrierProfile, encoded_size
-from mmsgate.media.blobs import BlobStore
 from mmsgate.media.fetch import Fetcher
 from mmsgate.media.inspect import MediaInfo
 from mmsgate.media.kinds import RULES
@@ -127,7 +127,7 @@ class MediaStage:
         self,
         fetcher: Fetcher,
         pool: Executor,
-        blobs: BlobStore,
+        blobs: Blobs,
         profile: CarrierProfile,
         spool: Path,
         pool_factory: Callable[[], Executor] | None = None,

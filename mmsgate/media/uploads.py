@@ -11,29 +11,21 @@ host, an unknown token, a worker on a machine whose blob store lacks the file) g
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Awaitable, Callable
 
 from mmsgate.core.model import MediaKind, utcnow
+from mmsgate.core.records import UPLOADS_PATH, upload_token_hash
+from mmsgate.core.roles import Blobs, ConsoleState
 from mmsgate.errors import MediaError
-from mmsgate.media.blobs import BlobStore
 from mmsgate.media.fetch import Fetched
 from mmsgate.media.kinds import RULES
-from mmsgate.store.base import Store
-
-UPLOADS_PATH = "/console/uploads/"
-
-
-def upload_token_hash(token: str) -> str:
-    """How an upload's token is stored: it is 192 random bits, so a plain SHA-256 suffices."""
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class GatewayUploads:
     """The fetcher's ``local`` reader of console uploads."""
 
-    def __init__(self, store: Store, blobs: BlobStore, public_url: Callable[[], Awaitable[str]]) -> None:
-        self.store = store
+    def __init__(self, console: ConsoleState, blobs: Blobs, public_url: Callable[[], Awaitable[str]]) -> None:
+        self.console = console
         self.blobs = blobs
         self.public_url = public_url
 
@@ -44,7 +36,7 @@ class GatewayUploads:
         token = url[len(prefix) :] if url.startswith(prefix) else ""
         if not token or not token.replace("-", "").replace("_", "").isalnum():
             return None
-        upload = await self.store.console_upload(upload_token_hash(token))
+        upload = await self.console.console_upload(upload_token_hash(token))
         if upload is None:
             return None
         if utcnow() >= upload.expires_at:

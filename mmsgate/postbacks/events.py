@@ -6,15 +6,14 @@ The body is stored in the outbox with the event, so every retry sends the same b
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 
 import msgspec
 
+from mmsgate.common.cache import AccountSettings
 from mmsgate.core.codes import EventCode
 from mmsgate.core.ids import new_id
 from mmsgate.core.model import Message, Outgoing, Template, iso, utcnow
-from mmsgate.store.base import Store
 
 SENT_AS_CODES = frozenset(
     {
@@ -37,36 +36,13 @@ def _event_id() -> str:
 
 
 class PostbackBuilder:
-    """Makes outbox entries for events; knows where each account's (or campaign's) postbacks go, and
-    (for the engine) whether an account allows transcoding. Both are cached for ``cache_seconds``."""
+    """Makes outbox entries for events, knowing where each account's (or campaign's) postbacks go."""
 
-    def __init__(self, store: Store, cache_seconds: float = 1.0) -> None:
-        self.store = store
-        self.cache_seconds = cache_seconds
-        self._targets: dict[tuple[str, str | None], tuple[float, str | None]] = {}
-        self._transcoding: dict[str, tuple[float, bool]] = {}
-
-    async def transcoding(self, account_id: str) -> bool:
-        """Whether the account lets the gateway adapt its content (cached like the targets)."""
-        cached = self._transcoding.get(account_id)
-        now = time.monotonic()
-        if cached is not None and now - cached[0] < self.cache_seconds:
-            return cached[1]
-        allowed = (await self.store.get_account(account_id)).transcoding
-        self._transcoding[account_id] = (now, allowed)
-        return allowed
+    def __init__(self, settings: AccountSettings) -> None:
+        self.settings = settings
 
     async def target(self, account_id: str, service_id: str | None) -> str | None:
-        key = (account_id, service_id)
-        cached = self._targets.get(key)
-        now = time.monotonic()
-        if cached is not None and now - cached[0] < self.cache_seconds:
-            return cached[1]
-        url = await self.store.postback_target(account_id, service_id)
-        if len(self._targets) > 10_000:
-            self._targets.clear()
-        self._targets[key] = (now, url)
-        return url
+        return await self.settings.postback_target(account_id, service_id)
 
     async def for_message(
         self,

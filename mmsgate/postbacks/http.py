@@ -1,9 +1,8 @@
 """The HTTP client postbacks go out through: pyreqwest (Python bindings of Rust's reqwest).
 
-At thousands of small POSTs a second the client's cost is a large share of a message's: with 64 POSTs in
-flight to a local keep-alive receiver, aiohttp spent about 90 µs of the event loop's CPU per POST and
-pyreqwest about 27 µs, its sockets and HTTP handled on its own thread outside the GIL (httpx: about 3 ms).
-See the pipeline rows of docs/benchmarks.md.
+At thousands of small POSTs a second the client's cost is a large share of a message's: pyreqwest spends
+a fraction of aiohttp's event-loop CPU per POST (httpx: far more), its sockets and HTTP handled on its own
+thread outside the GIL (figures in docs/benchmarks.md).
 
 reqwest resolves names itself, so the address guard cannot sit in its resolver as it could in aiohttp's.
 Instead each receiving host gets its own client whose name is pinned (``resolve``) to the address the
@@ -25,7 +24,7 @@ from urllib.parse import urlsplit
 from pyreqwest.client import Client, ClientBuilder
 from pyreqwest.exceptions import PyreqwestError, RequestTimeoutError
 
-from mmsgate.media.guard import AddressGuard
+from mmsgate.common.guard import AddressGuard
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 

@@ -23,13 +23,15 @@ from collections.abc import Collection
 from datetime import timedelta
 
 from mmsgate import __version__
-from mmsgate.core.model import PostbackDelivery, from_epoch, utcnow
-from mmsgate.errors import NotFound, StoreError
-from mmsgate.jobs.worker import idle
-from mmsgate.media.guard import AddressGuard, BlockedAddress, UnresolvedHost
+from mmsgate.common.cache import AccountSettings
+from mmsgate.common.guard import AddressGuard, BlockedAddress, UnresolvedHost
+from mmsgate.common.waiting import idle
+from mmsgate.core.model import from_epoch, utcnow
+from mmsgate.core.records import PostbackAttempt, PostbackDelivery
+from mmsgate.core.roles import Outbox
+from mmsgate.errors import StoreError
 from mmsgate.postbacks import SIGNATURE_HEADER, sign
 from mmsgate.postbacks.http import NotSent, PostbackClient
-from mmsgate.store.base import PostbackAttempt, Store
 
 log = logging.getLogger("mmsgate.postbacks")
 CLAIM_GATHER = 0.005
@@ -41,7 +43,8 @@ class PostbackSender:
 
     def __init__(
         self,
-        store: Store,
+        outbox: Outbox,
+        settings: AccountSettings,
         owner: str,
         *,
         guard: AddressGuard,
@@ -51,9 +54,9 @@ class PostbackSender:
         concurrency: int = 256,
         per_account: int = 64,
         idle_wait: float = 0.5,
-        secret_cache_seconds: float = 1.0,
     ) -> None:
-        self.store = store
+        self.outbox = outbox
+        self.settings = settings
         self.owner = owner
         self.guard = guard
         self.timeout = timeout
@@ -62,13 +65,11 @@ class PostbackSender:
         self.concurrency = concurrency
         self.per_account = per_account
         self.idle_wait = idle_wait
-        self.secret_cache_seconds = secret_cache_seconds
         self._http = PostbackClient(guard, timeout=timeout)
         self._running: dict[asyncio.Task[None], PostbackDelivery] = {}
         self._inflight = 0
         """POSTs under way; a slot is free again as soon as its exchange ends, before its outcome is stored."""
         self._per_account: Counter[str] = Counter()
-        self._secrets: dict[str, tuple[float, str | None]] = {}
         self._started: dict[int, float] = {}
         """When the POST of each postback in flight started (by postback id), for its attempt's record."""
         self._wake = asyncio.Event()
@@ -99,7 +100,7 @@ class PostbackSender:
             while (free := min(self.concurrency - self._inflight, half)) > 0:
                 busy = [a for a in self._per_account if not self._claimable(a)]
                 try:
-                    claimed = await self.store.claim_postbacks(
+                    claimed = await self.outbox.claim_postbacks(
                         self.owner, limit=free, lease_seconds=self.timeout + 5, skip_accounts=busy
                     )
                 except StoreError as exc:
@@ -129,24 +130,12 @@ class PostbackSender:
     async def _idle(self) -> None:
         await idle(self._wake, self._stopping, self.idle_wait, CLAIM_GATHER, busy=self._inflight > 0)
 
-    async def _secret(self, account_id: str) -> str | None:
-        cached = self._secrets.get(account_id)
-        now = time.monotonic()
-        if cached is not None and now - cached[0] < self.secret_cache_seconds:
-            return cached[1]
-        try:
-            secret = (await self.store.get_account(account_id)).postback_secret
-        except NotFound:
-            secret = None
-        self._secrets[account_id] = (now, secret)
-        return secret
-
     async def _post(self, postback: PostbackDelivery) -> tuple[int | None, str | None]:
         """POST once: the HTTP status (None without an answer), and None when delivered, else what went
         wrong."""
         body = postback.body.encode()
         headers = {"Content-Type": "application/json", "User-Agent": f"mmsgate/{__version__}"}
-        secret = await self._secret(postback.account_id)
+        secret = await self.settings.postback_secret(postback.account_id)
         if secret:
             headers[SIGNATURE_HEADER] = sign(secret, body)
         try:
@@ -182,13 +171,13 @@ class PostbackSender:
         attempt = self._attempt(postback, status, error)
         try:
             if error is None:
-                await self.store.postback_attempted(attempt, self.owner, retry_at=None)
+                await self.outbox.postback_attempted(attempt, self.owner, retry_at=None)
             elif postback.attempts > self.retries:
                 log.warning("postback %s to %s failed for good: %s", postback.event_id, postback.url, error)
-                await self.store.postback_attempted(attempt, self.owner, retry_at=None)
+                await self.outbox.postback_attempted(attempt, self.owner, retry_at=None)
             else:
                 run_at = utcnow() + timedelta(seconds=self.retry_interval)
-                await self.store.postback_attempted(attempt, self.owner, retry_at=run_at)
+                await self.outbox.postback_attempted(attempt, self.owner, retry_at=run_at)
         except StoreError as exc:
             log.warning("postback %s: outcome not recorded (%s); it will be sent again", postback.event_id, exc)
 
@@ -205,5 +194,5 @@ class PostbackSender:
             for task in unfinished:  # released now rather than when their lease runs out
                 with contextlib.suppress(StoreError):
                     attempt = self._attempt(running[task], None, "released at shutdown")
-                    await self.store.postback_attempted(attempt, self.owner, retry_at=utcnow())
+                    await self.outbox.postback_attempted(attempt, self.owner, retry_at=utcnow())
         await self._http.aclose()

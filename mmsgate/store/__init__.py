@@ -1,4 +1,5 @@
-"""Durable state. :func:`open_store` picks the backend from the database URL through a registry."""
+"""Durable state: every role of :mod:`mmsgate.core.roles`, implemented once in SQL for SQLite and
+PostgreSQL. :func:`create_store` picks the backend from the database URL through a registry."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 from mmsgate.config import Settings
 from mmsgate.errors import ConfigError
-from mmsgate.store.base import Store
+from mmsgate.store.backend import Store
 
 
 def _sqlite(url: str, settings: Settings) -> Store:

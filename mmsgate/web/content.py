@@ -10,21 +10,20 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
 from mmsgate.core.model import utcnow
+from mmsgate.core.roles import Blobs, Incoming
 from mmsgate.errors import NotFound
-from mmsgate.media.blobs import BlobStore
-from mmsgate.store.base import Store
 
 
 class InboundContent:
-    def __init__(self, store: Store, blobs: BlobStore) -> None:
-        self.store = store
+    def __init__(self, incoming: Incoming, blobs: Blobs) -> None:
+        self.incoming = incoming
         self.blobs = blobs
 
     async def file(self, request: Request) -> Response:
         token = request.path_params["token"]
         name = request.path_params["name"]
         try:
-            inbound = await self.store.find_inbound(token)
+            inbound = await self.incoming.find_inbound(token)
         except NotFound:
             return Response("no such file\n", status_code=404, media_type="text/plain")
         if utcnow() >= inbound.expires_at:

@@ -24,11 +24,10 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
 
-from mmsgate.core.compose import extension_for
+from mmsgate.core.mms import extension_for
 from mmsgate.core.model import MediaKind, Message, Part, utcnow
+from mmsgate.core.roles import Blobs, Messages
 from mmsgate.errors import NotFound
-from mmsgate.media.blobs import BlobStore
-from mmsgate.store.base import Store
 
 MAX_CODE_LENGTH = 128
 """Longer codes are no code the gateway made: they are refused without a look-up."""
@@ -191,8 +190,8 @@ def render_page(code: str, message: Message, parts: Sequence[Part], expires_at: 
 
 
 class HostedContent:
-    def __init__(self, store: Store, blobs: BlobStore) -> None:
-        self.store = store
+    def __init__(self, messages: Messages, blobs: Blobs) -> None:
+        self.messages = messages
         self.blobs = blobs
 
     async def _open(self, code: str) -> tuple[Message, list[Part], datetime] | Response:
@@ -200,16 +199,16 @@ class HostedContent:
         if not _valid_code(code):
             return _plain(NOT_FOUND_TEXT, 404)
         try:
-            page = await self.store.find_hosted_page(code)
+            page = await self.messages.find_hosted_page(code)
         except NotFound:
             return _plain(NOT_FOUND_TEXT, 404)
         if utcnow() >= page.expires_at:
             return _plain(EXPIRED_TEXT, 410)
         try:
-            message = await self.store.find_message(page.tracking_id)
+            message = await self.messages.find_message(page.tracking_id)
         except NotFound:
             return _plain(NOT_FOUND_TEXT, 404)
-        return message, await self.store.list_parts(page.tracking_id), page.expires_at
+        return message, await self.messages.list_parts(page.tracking_id), page.expires_at
 
     @staticmethod
     def _cache(expires_at: datetime) -> str:

@@ -24,13 +24,14 @@ import pytest
 
 from mmsgate.config import load_settings
 from mmsgate.core.codes import MessageState
-from mmsgate.core.model import SandboxSubmission, iso, utcnow
-from mmsgate.store import create_store
-from mmsgate.store.base import Store
+from mmsgate.core.model import iso, utcnow
+from mmsgate.core.records import SandboxSubmission
+from mmsgate.store import Store, create_store
 from tests import media_samples as samples
 from tests.acceptance.conftest import Processes, cli_json, mmsgate_env
 from tests.integration.media_origin import Origin, file_reply
 from tests.receiver import Received, Receiver
+from tests.store_support import message_ids
 from tests.waiting import eventually
 
 API = "/ep/v2/"
@@ -95,7 +96,7 @@ async def outbox_delivered(store: Store, subject_id: str) -> list[tuple[str, str
     """The subject's postbacks once the outbox records every one of them delivered."""
 
     async def probe() -> list[tuple[str, str, str, int]] | None:
-        rows = await store.list_postbacks(subject_id)
+        rows = await store.messages.list_postbacks(subject_id)
         return rows if rows and all(state == "delivered" for _, _, state, _ in rows) else None
 
     return await eventually(probe, within=20, what=f"the postbacks of {subject_id} to be recorded delivered")
@@ -261,9 +262,9 @@ async def test_serve_end_to_end(tmp_path: Path, processes: Processes, receiver: 
             assert response.headers["content-length"] == str(len(data_bytes))
 
     async with shared_store(data_dir) as store:
-        assert (await store.find_message(delivered_id)).state is MessageState.DELIVERED
-        assert (await store.find_message(rejected_id)).state is MessageState.REJECTED
-        assert (await store.find_message(expiring)).state is MessageState.EXPIRED
+        assert (await store.messages.find_message(delivered_id)).state is MessageState.DELIVERED
+        assert (await store.messages.find_message(rejected_id)).state is MessageState.REJECTED
+        assert (await store.messages.find_message(expiring)).state is MessageState.EXPIRED
         # the receiver always answers 200: each postback was delivered at its first attempt
         for subject in (delivered_id, rejected_id, expiring, inbound_id):
             rows = await outbox_delivered(store, subject)
@@ -357,12 +358,12 @@ async def test_worker_killed_mid_load_loses_and_repeats_nothing(
     received_events = {r.json["event-id"] for r in got}
 
     async with shared_store(tmp_path / "data", pg_url) as store:
-        assert set((await store.message_ids(accepted)).values()) == {1}
+        assert set((await message_ids(store, accepted)).values()) == {1}
         outbox_events: set[str] = set()
         for tracking_id in accepted:
-            message = await store.find_message(tracking_id)
+            message = await store.messages.find_message(tracking_id)
             assert message.state is MessageState.DELIVERED, (tracking_id, message.state)
-            submission = await store.sandbox_submission(tracking_id)
+            submission = await store.sandbox.sandbox_submission(tracking_id)
             assert submission is not None, tracking_id
             assert submission.calls == 1, f"{tracking_id} was submitted {submission.calls} times"
             rows = await outbox_delivered(store, tracking_id)
@@ -392,7 +393,7 @@ async def test_carrier_limit_holds_across_two_workers(tmp_path: Path, pg_url: st
         async def all_submitted() -> list[SandboxSubmission] | None:
             for tracking_id in accepted:
                 if tracking_id not in found:
-                    submission = await store.sandbox_submission(tracking_id)
+                    submission = await store.sandbox.sandbox_submission(tracking_id)
                     if submission is None:
                         return None
                     found[tracking_id] = submission

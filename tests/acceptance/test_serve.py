@@ -12,10 +12,11 @@ from typing import Any
 import httpx
 import pytest
 
-from mmsgate.store.base import Store
+from mmsgate.store import Store
 from mmsgate.store.postgres import PostgresStore
 from mmsgate.store.sqlite import SqliteStore
 from tests.acceptance.conftest import MMSGATE, mmsgate_env
+from tests.store_support import message_ids
 from tests.waiting import eventually
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -125,7 +126,7 @@ async def test_sigkill_mid_load_loses_nothing_answered(
     )
     await store.open()
     try:
-        counts = await store.message_ids(accepted)
+        counts = await message_ids(store, accepted)
     finally:
         await store.close()
     missing = [t for t in accepted if t not in counts]

@@ -25,9 +25,10 @@ from playwright.async_api import Browser, ConsoleMessage, Page, Response, expect
 from mmsgate.app import create_app
 from mmsgate.config import Settings
 from mmsgate.core.model import NumberKind
-from mmsgate.runtime import PUBLIC_URL, running_worker
-from mmsgate.store.base import Store
+from mmsgate.runtime import running_worker
+from mmsgate.store import Store
 from mmsgate.web.console.auth import set_password
+from mmsgate.wiring import PUBLIC_URL
 from tests import media_samples as samples
 from tests.conftest import Caller
 from tests.integration.test_delivery import gateway_settings
@@ -53,20 +54,20 @@ class Served:
 async def gateway(store: Store, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Served]:
     # media may not come from loopback: the uploads reach the media stage without HTTP (mmsgate.media.uploads)
     settings: Settings = gateway_settings(tmp_path, "sqlite", request, media_allow_networks="")
-    await set_password(store, PASSWORD)
-    account = await store.create_account("Coffee shop")  # a fixed name: the README's picture shows it
-    _, api_key = await store.create_key(account.id)
-    campaign = await store.create_campaign(account.id)
-    await store.add_number(account.id, "28444", NumberKind.SHORT_CODE, campaign.service_id)
+    await set_password(store.console, PASSWORD)
+    account = await store.accounts.create_account("Coffee shop")  # a fixed name: the README's picture shows it
+    _, api_key = await store.accounts.create_key(account.id)
+    campaign = await store.numbers.create_campaign(account.id)
+    await store.numbers.add_number(account.id, "28444", NumberKind.SHORT_CODE, campaign.service_id)
     caller = Caller(account.id, api_key, campaign.service_id, "28444")
     async with contextlib.AsyncExitStack() as stack:
         receiver = await stack.enter_async_context(running_receiver())
-        await store.update_account(caller.account_id, postback_url=receiver.url("/postbacks"))
+        await store.accounts.update_account(caller.account_id, postback_url=receiver.url("/postbacks"))
         app = create_app(settings, store)
         running = await stack.enter_async_context(running_worker(settings, store))
         app.state.endpoint.after_accept = running.wake
         url = await stack.enter_async_context(served(app))
-        await store.set_value(PUBLIC_URL, url)  # as `mmsgate serve` announces where it listens
+        await store.values.set_value(PUBLIC_URL, url)  # as `mmsgate serve` announces where it listens
         yield Served(url, store, caller, receiver)
 
 

@@ -19,8 +19,8 @@ from playwright.async_api import ConsoleMessage, Page, Response, expect
 from mmsgate.app import create_app
 from mmsgate.config import Settings
 from mmsgate.core.model import MediaKind
-from mmsgate.media.blobs import BlobStore
-from mmsgate.store.base import Store
+from mmsgate.store import Store
+from mmsgate.store.blobs import BlobStore
 from tests.conftest import Caller
 from tests.integration.test_hosted_page import audio_file, host_message, image_file, pdf_file, video_file
 from tests.serving import served as serving

@@ -26,11 +26,10 @@ from mmsgate.app import create_app
 from mmsgate.cli import main
 from mmsgate.config import Settings
 from mmsgate.core.codes import MessageState
-from mmsgate.core.model import Behaviour, Handset, Message, Sending, Slide, utcnow
-from mmsgate.media.uploads import upload_token_hash
-from mmsgate.store.base import ConsoleUpload, MessageQuery, Store
-from mmsgate.store.sql import SqlStore
-from mmsgate.store.sql_console import messages_page_query
+from mmsgate.core.model import Message, Sending, Slide, utcnow
+from mmsgate.core.records import Behaviour, ConsoleUpload, Handset, MessageQuery, upload_token_hash
+from mmsgate.store import Store
+from mmsgate.store.sql.console import messages_page_query
 from mmsgate.web.console.auth import FREE_FAILURES, LoginThrottle, ensure_password, set_password, token_hash
 from tests import media_samples as samples
 from tests.conftest import Caller, provision
@@ -64,7 +63,7 @@ FORMS = [
 @pytest.fixture
 async def gateway(store: Store, backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Gateway]:
     """The gateway with its workers; its console's password is PASSWORD."""
-    await set_password(store, PASSWORD)
+    await set_password(store.console, PASSWORD)
     settings = gateway_settings(tmp_path, backend, request, auth_cache_seconds=0.0)
     async with running_gateway(store, settings) as the_gateway:
         yield the_gateway
@@ -73,7 +72,7 @@ async def gateway(store: Store, backend: str, tmp_path: Path, request: pytest.Fi
 @pytest.fixture
 async def quiet(store: Store, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """The gateway without workers (what is stored stays as it is), logged in to its console."""
-    await set_password(store, PASSWORD)
+    await set_password(store.console, PASSWORD)
     app = create_app(settings, store)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway.test") as http:
         assert (await log_in(http)).status_code == 303
@@ -151,8 +150,8 @@ async def test_logging_in_and_out(gateway: Gateway) -> None:
     attributes = {a.strip().lower() for a in cookie.split(";")[1:]}
     assert {"httponly", "path=/console", "samesite=strict"} <= attributes
     # only the token's hash is stored
-    assert await gateway.store.console_session(token_hash(token), utcnow()) is not None
-    assert await gateway.store.console_session(token, utcnow()) is None
+    assert await gateway.store.console.console_session(token_hash(token), utcnow()) is not None
+    assert await gateway.store.console.console_session(token, utcnow()) is None
 
     page = await http.get("/console/messages")
     assert page.status_code == 200
@@ -167,7 +166,7 @@ async def test_logging_in_and_out(gateway: Gateway) -> None:
     assert (await http.post("/console/logout")).status_code == 403
     out = await http.post("/console/logout", data={"csrf": csrf_of(page)})
     assert out.status_code == 303 and out.headers["location"] == "/console/login"
-    assert await gateway.store.console_session(token_hash(token), utcnow()) is None
+    assert await gateway.store.console.console_session(token_hash(token), utcnow()) is None
     http.cookies.set("mmsgate_console", token, domain="gateway.test", path="/console")
     assert (await http.get("/console/messages")).status_code == 303
 
@@ -198,10 +197,10 @@ async def test_failed_logins_back_off(gateway: Gateway) -> None:
 
 
 async def test_the_password_is_made_at_first_start_and_can_be_reset(store: Store) -> None:
-    first = await ensure_password(store)
+    first = await ensure_password(store.console)
     assert first is not None and len(first) >= 24
-    assert await ensure_password(store) is None  # shown once
-    stored = await store.console_password_hash()
+    assert await ensure_password(store.console) is None  # shown once
+    stored = await store.console.console_password_hash()
     assert stored is not None and stored.startswith("scrypt$") and first not in stored
 
 
@@ -263,7 +262,7 @@ async def test_the_message_list_filters_and_pages(quiet: httpx.AsyncClient, stor
         stored_message(one, day + timedelta(days=2), tracking_id="t-same-a"),
         stored_message(one, day + timedelta(days=2), tracking_id="t-same-b", state=MessageState.DELIVERED),
     ]
-    await asyncio.gather(*(store.accept_message(m) for m in messages))
+    await asyncio.gather(*(store.accepting.accept_message(m) for m in messages))
     newest_first = [m.tracking_id for m in sorted(messages, key=lambda m: (m.created_at, m.tracking_id), reverse=True)]
 
     assert await all_pages(http, "/console/messages") == newest_first  # every message once, in order
@@ -286,14 +285,14 @@ async def test_the_message_list_filters_and_pages(quiet: httpx.AsyncClient, stor
 
 @pytest.mark.timeout(600)
 async def test_the_page_query_reads_the_index_at_100000_messages(store: Store, backend: str, caller: Caller) -> None:
-    assert isinstance(store, SqlStore)
+    assert isinstance(store, Store)
     start = datetime(2026, 1, 1, tzinfo=UTC)
     template = stored_message(caller, start)
     batch = 5000
     for offset in range(0, 100_000, batch):  # through the accept path: group commits of many at once
         await asyncio.gather(
             *(
-                store.accept_message(
+                store.accepting.accept_message(
                     msgspec.structs.replace(
                         template,
                         tracking_id=f"t-{offset + i:06d}",
@@ -305,9 +304,9 @@ async def test_the_page_query_reads_the_index_at_100000_messages(store: Store, b
             )
         )
     if backend == "postgresql":
-        await store._write([("ANALYZE messages", ())])  # what autovacuum does after such a load
+        await store.db.write([("ANALYZE messages", ())])  # what autovacuum does after such a load
 
-    last = await store.console_messages(MessageQuery(), 1)
+    last = await store.console.console_messages(MessageQuery(), 1)
     assert last[0].tracking_id == "t-099999"
     queries = [
         MessageQuery(),
@@ -320,14 +319,14 @@ async def test_the_page_query_reads_the_index_at_100000_messages(store: Store, b
     for query in queries:
         sql, params = messages_page_query(query, 51)
         if backend == "sqlite":
-            plan = " | ".join(str(row[3]) for row in await store._read("EXPLAIN QUERY PLAN " + sql, params))
+            plan = " | ".join(str(row[3]) for row in await store.db.read("EXPLAIN QUERY PLAN " + sql, params))
             assert "USING INDEX messages_created" in plan or "USING COVERING INDEX messages_created" in plan, plan
             assert "TEMP B-TREE" not in plan, plan  # no sort
         else:
-            plan = "\n".join(str(row[0]) for row in await store._read("EXPLAIN " + sql, params))
+            plan = "\n".join(str(row[0]) for row in await store.db.read("EXPLAIN " + sql, params))
             assert "Index Scan Backward using messages_created" in plan, plan
             assert "Sort" not in plan and "Seq Scan" not in plan, plan
-    page = await store.console_messages(queries[2], 50)
+    page = await store.console.console_messages(queries[2], 50)
     assert [m.tracking_id for m in page] == [f"t-{n:06d}" for n in range(49_999, 49_949, -1)]
 
 
@@ -355,7 +354,7 @@ async def test_a_message_in_detail(gateway: Gateway) -> None:
 
     response = await eventually(attempts_recorded, what="both postbacks recorded delivered")
     page, text = page_of(response), text_of(response)
-    message = await gateway.store.find_message(tracking_id)
+    message = await gateway.store.messages.find_message(tracking_id)
     assert message.carrier_message_id
     assert f"sandbox · message id {message.carrier_message_id}" in text
     # the timeline: every event with its code and status
@@ -377,7 +376,7 @@ async def test_a_message_in_detail(gateway: Gateway) -> None:
     assert [row.xpath("td[1]")[0].text_content() for row in rows] == ["N101", "N102"]
     assert [len(a) for a in attempts] == [2, 1]
     assert "HTTP 500" in attempts[0][0] and "HTTP 200" in attempts[0][1] and "HTTP 200" in attempts[1][0]
-    records = await gateway.store.console_postbacks(tracking_id)
+    records = await gateway.store.console.console_postbacks(tracking_id)
     assert [[t.http_status for t in r.tries] for r in records] == [[500, 200], [200]]
     assert [[t.attempt for t in r.tries] for r in records] == [[1, 2], [1]]
     assert records[0].tries[0].error == "HTTP 500" and records[0].tries[1].error is None
@@ -405,13 +404,13 @@ async def test_a_message_in_detail(gateway: Gateway) -> None:
 async def test_a_message_that_fell_back_to_sms_shows_its_segments(gateway: Gateway) -> None:
     http = await logged_in(gateway)
     caller, _ = await gateway.account()
-    await gateway.store.set_handset(Handset(caller.to, Behaviour.NO_MMS))
+    await gateway.store.sandbox.set_handset(Handset(caller.to, Behaviour.NO_MMS))
     tracking_id = await gateway.send(caller, slide=[{"message-text": "hello"}], fallback_sms_text="Your MMS")
     await gateway.postbacks(tracking_id, ["N202"])
     response = await http.get(f"/console/messages/{tracking_id}")
     text = text_of(response)
     assert "SMS segments" in text and "N202" in text
-    (sms,) = await gateway.store.sandbox_sms_inbox(caller.to)
+    (sms,) = await gateway.store.sandbox.sandbox_sms_inbox(caller.to)
     assert sms.message_id in text
     phone = text_of(await http.get(f"/console/phones/{caller.to}"))
     assert "Your MMS" in phone and "· SMS" in phone
@@ -494,7 +493,7 @@ async def test_a_phone_shows_its_inbox_and_answers_with_an_n401(gateway: Gateway
         f"/console/phones/{caller.to}/settings", data={"csrf": csrf, "behaviour": "rejects", "delay": "2.5"}
     )
     assert saved.status_code == 303
-    assert await gateway.store.get_handset(caller.to) == Handset(caller.to, Behaviour.REJECTS, 2.5)
+    assert await gateway.store.sandbox.get_handset(caller.to) == Handset(caller.to, Behaviour.REJECTS, 2.5)
     bad = await http.post(f"/console/phones/{caller.to}/settings", data={"csrf": csrf, "behaviour": "explodes"})
     assert bad.status_code == 400
 
@@ -561,14 +560,14 @@ async def test_a_test_send_with_an_uploaded_file_goes_through_the_api(gateway: G
     tracking_id = sent.headers["location"].rsplit("/", 1)[1]
     await gateway.postbacks(tracking_id, ["N101", "N102"])
 
-    message = await gateway.store.find_message(tracking_id)
+    message = await gateway.store.messages.find_message(tracking_id)
     assert (message.account_id, message.sending.subject) == (caller.account_id, "Console test")
     upload_url = message.sending.slides[0].media[0].url
     public = f"http://{gateway.settings.host}:{gateway.settings.port}/console/uploads/"
     assert upload_url.startswith(public)
     token = upload_url.removeprefix(public)
     assert len(token) >= 32  # 192 random bits
-    parts = await gateway.store.list_parts(tracking_id)
+    parts = await gateway.store.messages.list_parts(tracking_id)
     assert parts[0].sha256 == hashlib.sha256(photo).hexdigest()  # read from the upload, unchanged
     # the upload URL serves the file without a session (a worker elsewhere fetches it), for an hour
     http.cookies.clear()
@@ -577,7 +576,7 @@ async def test_a_test_send_with_an_uploaded_file_goes_through_the_api(gateway: G
     assert served.headers["content-disposition"].startswith("attachment")
     old = upload_token_hash("expired-token")
     now = utcnow()
-    await gateway.store.add_console_upload(
+    await gateway.store.console.add_console_upload(
         ConsoleUpload(old, parts[0].sha256, "image/jpeg", "old.jpg", len(photo), now - timedelta(hours=2), now)
     )
     assert (await http.get("/console/uploads/expired-token")).status_code == 410
@@ -600,7 +599,7 @@ async def test_a_refused_test_send_shows_the_apis_error(gateway: Gateway) -> Non
     refused = await http.post("/console/send", data=fields)
     assert refused.status_code == 422
     assert "E627" in refused.text
-    disabled = await gateway.store.update_account(caller.account_id, disabled=True)
+    disabled = await gateway.store.accounts.update_account(caller.account_id, disabled=True)
     assert disabled.disabled
     blocked = await http.post("/console/send", data={**fields, "service-id": caller.service_id})
     assert blocked.status_code == 422 and "E103" in blocked.text

@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 from mmsgate.app import Gateway, create_app
 from mmsgate.config import Settings, load_settings
 from mmsgate.core.model import NumberKind
-from mmsgate.store.base import Store
+from mmsgate.store import Store
 from tests.conftest import Caller, provision
 from tests.integration.contract_support import (
     API,
@@ -40,6 +40,7 @@ from tests.integration.contract_support import (
     text_slides,
     view,
 )
+from tests.store_support import message_ids
 
 DAY = timedelta(days=1)
 HOUR = timedelta(hours=1)
@@ -173,25 +174,25 @@ async def test_missing_or_invalid_key_is_e104(client: httpx.AsyncClient, caller:
 
 async def test_revoked_key_is_e104(client: httpx.AsyncClient, store: Store, caller: Caller) -> None:
     assert_sent(await send(client, caller), caller.to)
-    (key,) = await store.list_keys(caller.account_id)
-    await store.revoke_key(key.id)
+    (key,) = await store.accounts.list_keys(caller.account_id)
+    await store.accounts.revoke_key(key.id)
     assert_failure(await send(client, caller), "E104")
 
 
 async def test_other_key_of_the_account_still_works_after_one_is_revoked(
     client: httpx.AsyncClient, store: Store, caller: Caller
 ) -> None:
-    second, second_secret = await store.create_key(caller.account_id)
-    (first,) = [k for k in await store.list_keys(caller.account_id) if k.id != second.id]
-    await store.revoke_key(first.id)
+    second, second_secret = await store.accounts.create_key(caller.account_id)
+    (first,) = [k for k in await store.accounts.list_keys(caller.account_id) if k.id != second.id]
+    await store.accounts.revoke_key(first.id)
     assert_failure(await send(client, caller), "E104")
     assert_sent(await call(client, second_secret, caller.body()), caller.to)
 
 
 async def test_disabled_account_is_e103(client: httpx.AsyncClient, store: Store, caller: Caller) -> None:
-    await store.update_account(caller.account_id, disabled=True)
+    await store.accounts.update_account(caller.account_id, disabled=True)
     assert_failure(await send(client, caller), "E103")
-    await store.update_account(caller.account_id, disabled=False)
+    await store.accounts.update_account(caller.account_id, disabled=False)
     assert_sent(await send(client, caller), caller.to)
 
 
@@ -212,7 +213,7 @@ async def test_key_in_authorization_header_is_not_accepted(client: httpx.AsyncCl
 
 
 async def test_throughput_exceeded_is_e113(client: httpx.AsyncClient, store: Store, caller: Caller) -> None:
-    await store.update_account(caller.account_id, rate_limit=1)
+    await store.accounts.update_account(caller.account_id, rate_limit=1)
     assert_sent(await send(client, caller), caller.to)
     assert_failure(await send(client, caller), "E113")
 
@@ -246,8 +247,8 @@ async def test_missing_or_unknown_action_is_e107(client: httpx.AsyncClient, call
 async def test_success_answer_and_durability(client: httpx.AsyncClient, store: Store, caller: Caller) -> None:
     answer = await send(client, caller)
     tracking_id = assert_sent(answer, caller.to)
-    assert await store.message_ids([tracking_id]) == {tracking_id: 1}
-    message = await store.get_message(caller.account_id, tracking_id)
+    assert await message_ids(store, [tracking_id]) == {tracking_id: 1}
+    message = await store.messages.get_message(caller.account_id, tracking_id)
     assert (message.to, message.sender, message.service_id) == (caller.to, caller.sender, caller.service_id)
     assert message.sending.fallback_sms_text == "See the picture"
     assert [s.to_wire() for s in message.sending.slides] == caller.body()["slide"]
@@ -394,7 +395,7 @@ async def test_to_is_answered_as_digits(client: httpx.AsyncClient, caller: Calle
 
 @pytest.mark.parametrize("to", ["15550100001", "+15550100001", 15550100001])
 async def test_blocked_to_is_e114(client: httpx.AsyncClient, store: Store, caller: Caller, to: object) -> None:
-    await store.block_number(caller.account_id, "15550100001")
+    await store.numbers.block_number(caller.account_id, "15550100001")
     assert_failure(await send(client, caller, to=to), "E114", "to")
     assert_failure(await send(client, caller, to=to, **{"from": "28445"}), "E114", "to")
     assert_sent(await send(client, caller, to="15550100002"), "15550100002")
@@ -404,7 +405,7 @@ async def test_blocked_number_of_another_account_does_not_block(
     client: httpx.AsyncClient, store: Store, caller: Caller
 ) -> None:
     other = await provision(store, "28445")
-    await store.block_number(other.account_id, caller.to)
+    await store.numbers.block_number(other.account_id, caller.to)
     assert_sent(await send(client, caller), caller.to)
 
 
@@ -417,9 +418,9 @@ async def test_service_id_of_another_account_is_e627(client: httpx.AsyncClient, 
 async def test_from_restricted_to_another_campaign_is_e111(
     client: httpx.AsyncClient, store: Store, caller: Caller
 ) -> None:
-    second = await store.create_campaign(caller.account_id)
-    await store.add_number(caller.account_id, "28450", NumberKind.SHORT_CODE, second.service_id)
-    await store.add_number(caller.account_id, "18885550100", NumberKind.TOLL_FREE)  # any campaign
+    second = await store.numbers.create_campaign(caller.account_id)
+    await store.numbers.add_number(caller.account_id, "28450", NumberKind.SHORT_CODE, second.service_id)
+    await store.numbers.add_number(caller.account_id, "18885550100", NumberKind.TOLL_FREE)  # any campaign
     # 28444 belongs to the first campaign, 28450 to the second
     assert_failure(await send(client, caller, **{"from": "28450"}), "E111", "from")
     assert_failure(await send(client, caller, service_id=second.service_id), "E111", "from")
@@ -788,7 +789,7 @@ def sendmms_example(caller: Caller) -> Json:
 async def test_public_sendmms_example_is_accepted(client: httpx.AsyncClient, store: Store, caller: Caller) -> None:
     example = sendmms_example(caller)
     tracking_id = assert_sent(await call(client, caller.api_key, example), caller.to)
-    assert await store.message_ids([tracking_id]) == {tracking_id: 1}
+    assert await message_ids(store, [tracking_id]) == {tracking_id: 1}
     _, message = await view(client, caller.api_key, f"/v1/messages/{tracking_id}")
     for field in (
         "message-subject",

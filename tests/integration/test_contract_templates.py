@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from mmsgate.core.codes import TemplateState
-from mmsgate.store.base import Store
+from mmsgate.store import Store
 from tests.conftest import Caller, changed, provision
 from tests.integration.contract_support import (
     AUDIO,
@@ -29,6 +29,7 @@ from tests.integration.contract_support import (
     text_slides,
     view,
 )
+from tests.store_support import message_ids
 
 SLIDES: list[Json] = [{"message-text": "Slide one", "image": IMAGE}, {"message-text": "Slide two", "audio": AUDIO}]
 UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
@@ -63,7 +64,7 @@ async def save(client: httpx.AsyncClient, caller: Caller, **changes: object) -> 
 
 async def save_ready(client: httpx.AsyncClient, store: Store, caller: Caller, **changes: object) -> str:
     mms_id = await save(client, caller, **changes)
-    await store.set_template_state(mms_id, TemplateState.READY, code="N003", details="ready")
+    await store.lifecycle.set_template_state(mms_id, TemplateState.READY, code="N003", details="ready")
     return mms_id
 
 
@@ -86,7 +87,7 @@ async def test_savemms_answers_at_once_and_the_template_starts_processing(
 ) -> None:
     answer = await call(client, caller.api_key, save_body())
     mms_id = assert_saved(answer)
-    assert (await store.get_template(caller.account_id, mms_id)).state is TemplateState.PROCESSING
+    assert (await store.messages.get_template(caller.account_id, mms_id)).state is TemplateState.PROCESSING
     status, template = await view(client, caller.api_key, f"/v1/templates/{mms_id}")
     assert status == 200
     assert template["mms-id"] == mms_id
@@ -179,7 +180,7 @@ async def test_savemms_rule_accepts(
     client: httpx.AsyncClient, store: Store, caller: Caller, changes: dict[str, object]
 ) -> None:
     mms_id = await save(client, caller, **changes)
-    template = await store.get_template(caller.account_id, mms_id)
+    template = await store.messages.get_template(caller.account_id, mms_id)
     assert template.name == save_body(**changes)["name"]
 
 
@@ -191,8 +192,8 @@ async def test_sendsavedmms_sends_the_template(client: httpx.AsyncClient, store:
     mms_id = await save_ready(client, store, caller)
     answer = await send_saved(client, caller, mms_id, to="+" + caller.to, **{"from": "+" + caller.sender})
     tracking_id = assert_sent_saved(answer, mms_id, caller.to, caller.sender)
-    assert await store.message_ids([tracking_id]) == {tracking_id: 1}
-    assert (await store.get_message(caller.account_id, tracking_id)).mms_id == mms_id
+    assert await message_ids(store, [tracking_id]) == {tracking_id: 1}
+    assert (await store.messages.get_message(caller.account_id, tracking_id)).mms_id == mms_id
     message = await message_of(client, caller, tracking_id)
     assert message["mms-id"] == mms_id
     assert message["slide"] == SLIDES
@@ -229,13 +230,13 @@ async def test_unknown_mms_id_is_e241(client: httpx.AsyncClient, caller: Caller,
 async def test_template_still_processing_is_e626(client: httpx.AsyncClient, store: Store, caller: Caller) -> None:
     mms_id = await save(client, caller)
     assert_failure(await send_saved(client, caller, mms_id), "E626")
-    await store.set_template_state(mms_id, TemplateState.READY, code="N003", details="ready")
+    await store.lifecycle.set_template_state(mms_id, TemplateState.READY, code="N003", details="ready")
     assert_sent_saved(await send_saved(client, caller, mms_id), mms_id, caller.to, caller.sender)
 
 
 async def test_failed_template_cannot_be_sent(client: httpx.AsyncClient, store: Store, caller: Caller) -> None:
     mms_id = await save(client, caller)
-    await store.set_template_state(mms_id, TemplateState.FAILED, code="E004", details="image failed")
+    await store.lifecycle.set_template_state(mms_id, TemplateState.FAILED, code="E004", details="image failed")
     assert_failure(await send_saved(client, caller, mms_id), "E241")
 
 
@@ -417,7 +418,7 @@ async def test_sendsavedmms_to_a_blocked_number_is_e114(
     client: httpx.AsyncClient, store: Store, caller: Caller
 ) -> None:
     mms_id = await save_ready(client, store, caller)
-    await store.block_number(caller.account_id, caller.to)
+    await store.numbers.block_number(caller.account_id, caller.to)
     assert_failure(await send_saved(client, caller, mms_id, to="+" + caller.to), "E114", "to")
 
 
@@ -436,7 +437,7 @@ async def test_sendsavedmms_precedence(
 ) -> None:
     mms_id = await save(client, caller)
     if state == "ready":
-        await store.set_template_state(mms_id, TemplateState.READY, code="N003", details="ready")
+        await store.lifecycle.set_template_state(mms_id, TemplateState.READY, code="N003", details="ready")
     assert_failure(await send_saved(client, caller, mms_id, **changes), code)
 
 
@@ -545,11 +546,11 @@ async def test_public_savemms_and_sendsavedmms_examples_are_accepted(
     _, template = await view(client, caller.api_key, f"/v1/templates/{mms_id}")
     assert template["slide"] == saved["slide"]
     assert template["fallback-sms-link-expiration"] == saved["fallback-sms-link-expiration"]
-    await store.set_template_state(mms_id, TemplateState.READY, code="N003", details="ready")
+    await store.lifecycle.set_template_state(mms_id, TemplateState.READY, code="N003", details="ready")
 
     sent = sendsavedmms_example(caller, mms_id)
     tracking_id = assert_sent_saved(await call(client, caller.api_key, sent), mms_id, caller.to, caller.sender)
-    assert await store.message_ids([tracking_id]) == {tracking_id: 1}
+    assert await message_ids(store, [tracking_id]) == {tracking_id: 1}
     message = await message_of(client, caller, tracking_id)
     for field in ("from-mask", "message-subject", "fallback-sms-text", "mms-expiry-timestamp", "client-reference"):
         assert message[field] == sent[field], field

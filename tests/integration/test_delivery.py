@@ -22,9 +22,10 @@ from starlette.types import ASGIApp
 from mmsgate.app import create_app
 from mmsgate.config import Settings, load_settings
 from mmsgate.core.codes import MessageState
-from mmsgate.core.model import Behaviour, Handset, iso, utcnow
+from mmsgate.core.model import iso, utcnow
+from mmsgate.core.records import Behaviour, Handset
 from mmsgate.runtime import Running, running_worker
-from mmsgate.store.base import Store
+from mmsgate.store import Store
 from tests import media_samples as samples
 from tests.conftest import Caller, provision
 from tests.integration.media_origin import Origin, file_reply
@@ -49,7 +50,7 @@ class Gateway:
     async def account(self, path: str = "/postbacks", sender: str = "28444") -> tuple[Caller, str]:
         """A provisioned account whose postbacks go to ``path`` on the receiver; returns its secret too."""
         caller = await provision(self.store, sender)
-        account = await self.store.update_account(caller.account_id, postback_url=self.receiver.url(path))
+        account = await self.store.accounts.update_account(caller.account_id, postback_url=self.receiver.url(path))
         assert account.postback_secret
         return caller, account.postback_secret
 
@@ -114,7 +115,7 @@ async def running_gateway(store: Store, settings: Settings) -> AsyncIterator[Gat
             running_worker(settings, store) as running,
         ):
             app.state.endpoint.after_accept = running.wake
-            app.state.vasp.after_request = running.wake
+            app.state.inbound.after_keep = running.wake
             yield Gateway(store, settings, http, running, origin, receiver, app)
     finally:
         await receiver.close()
@@ -151,7 +152,7 @@ async def test_delivered_message_reports_sent_then_delivered_and_lands_in_the_in
     assert delivered.json["operator-id"] == "99999"
     assert sent.json["event-id"] != delivered.json["event-id"]
 
-    message = await gateway.store.find_message(tracking_id)
+    message = await gateway.store.messages.find_message(tracking_id)
     assert message.state is MessageState.DELIVERED
     inbox = await gateway.http.get(f"/v1/sandbox/handsets/{caller.to}/inbox", headers={"x-api-key": caller.api_key})
     (entry,) = [m for m in inbox.json()["messages"] if m["tracking-id"] == tracking_id]
@@ -198,14 +199,14 @@ async def test_refusing_handsets_end_the_message_rejected(
     gateway: Gateway, behaviour: Behaviour, fields: dict[str, object], codes: list[str]
 ) -> None:
     caller, _ = await gateway.account()
-    await gateway.store.set_handset(Handset(caller.to, behaviour))
+    await gateway.store.sandbox.set_handset(Handset(caller.to, behaviour))
     tracking_id = await gateway.send(caller, slide=[{"message-text": "hello"}], **fields)
     received = await gateway.postbacks(tracking_id, codes)
     assert received[-1].json["status"] == "Rejected"
     assert received[-1].json["sent-as"] == "MMS"
-    assert (await gateway.store.find_message(tracking_id)).state is MessageState.REJECTED
-    assert await gateway.store.sandbox_inbox(caller.to) == []
-    assert await gateway.store.sandbox_sms_inbox(caller.to) == []
+    assert (await gateway.store.messages.find_message(tracking_id)).state is MessageState.REJECTED
+    assert await gateway.store.sandbox.sandbox_inbox(caller.to) == []
+    assert await gateway.store.sandbox.sandbox_sms_inbox(caller.to) == []
     if behaviour is Behaviour.NO_MMS:
         assert "disables the fallback SMS" in received[-1].json["status-details"]
 
@@ -215,7 +216,7 @@ async def test_handset_without_mms_gets_the_fallback_sms_with_a_link_to_the_cont
     gateway: Gateway, link: bool
 ) -> None:
     caller, secret = await gateway.account()
-    await gateway.store.set_handset(Handset(caller.to, Behaviour.NO_MMS))
+    await gateway.store.sandbox.set_handset(Handset(caller.to, Behaviour.NO_MMS))
     photo = samples.jpeg(320, 240)
     url = gateway.origin.route("/fallback.jpg", file_reply(photo, "image/jpeg"))
     tracking_id = await gateway.send(
@@ -230,10 +231,10 @@ async def test_handset_without_mms_gets_the_fallback_sms_with_a_link_to_the_cont
     body = delivered.json
     assert (body["code"], body["status"], body["sent-as"]) == ("N202", "Delivered as SMS", "SMS")
     assert (body["tracking-id"], body["client-reference"], body["to"]) == (tracking_id, "ref-9", caller.to)
-    assert (await gateway.store.find_message(tracking_id)).state is MessageState.SMS_DELIVERED
-    (sms,) = await gateway.store.sandbox_sms_inbox(caller.to)
+    assert (await gateway.store.messages.find_message(tracking_id)).state is MessageState.SMS_DELIVERED
+    (sms,) = await gateway.store.sandbox.sandbox_sms_inbox(caller.to)
     assert sms.tracking_id == tracking_id
-    events = [e.status for e in await gateway.store.list_events(tracking_id)]
+    events = [e.status for e in await gateway.store.messages.list_events(tracking_id)]
     assert events[-4:] == ["Falling back to SMS", "Submitting SMS", "SMS submitted", "Delivered as SMS"]
     if not link:
         assert sms.text == "Your receipt is ready:"
@@ -256,7 +257,7 @@ async def test_handset_without_mms_gets_the_fallback_sms_with_a_link_to_the_cont
 )
 async def test_undeliverable_messages_expire_on_time(gateway: Gateway, behaviour: Behaviour, codes: list[str]) -> None:
     caller, _ = await gateway.account()
-    await gateway.store.set_handset(Handset(caller.to, behaviour))
+    await gateway.store.sandbox.set_handset(Handset(caller.to, behaviour))
     expiry = (utcnow() + timedelta(seconds=3)).replace(microsecond=0) + timedelta(seconds=1)
     tracking_id = await gateway.send(caller, slide=[{"message-text": "hello"}], mms_expiry_timestamp=iso(expiry))
     received = await gateway.postbacks(tracking_id, codes)
@@ -264,7 +265,7 @@ async def test_undeliverable_messages_expire_on_time(gateway: Gateway, behaviour
     assert expired.json["status"] == "Expired"
     late = expired.at - expiry.timestamp()
     assert 0 <= late < 3.0, f"N103 came {late:.2f} s after the expiry"
-    assert (await gateway.store.find_message(tracking_id)).state is MessageState.EXPIRED
+    assert (await gateway.store.messages.find_message(tracking_id)).state is MessageState.EXPIRED
 
 
 async def test_saved_template_reports_ready_then_sends(gateway: Gateway) -> None:
@@ -286,11 +287,11 @@ async def test_saved_template_reports_ready_then_sends(gateway: Gateway) -> None
     assert {p.json["mms-id"] for p in received} == {mms_id}
 
     # to a handset that cannot take MMS, the template falls back to an SMS whose page shows its slides
-    await gateway.store.set_handset(Handset(caller.to, Behaviour.NO_MMS))
+    await gateway.store.sandbox.set_handset(Handset(caller.to, Behaviour.NO_MMS))
     fallback_id = await gateway.send_saved(caller, mms_id, "Our sale:")
     (sms_delivered,) = await gateway.postbacks(fallback_id, ["N202"])
     assert sms_delivered.json["mms-id"] == mms_id
-    (sms,) = await gateway.store.sandbox_sms_inbox(caller.to)
+    (sms,) = await gateway.store.sandbox.sandbox_sms_inbox(caller.to)
     page = await gateway.http.get(httpx.URL(sms.text.rpartition(" ")[2]).path)
     assert page.status_code == 200 and "Sale" in page.text and "<img" in page.text
 
@@ -347,7 +348,7 @@ async def test_handset_may_only_send_to_the_accounts_numbers(gateway: Gateway) -
 async def test_failing_receiver_gets_the_same_postback_until_it_succeeds(gateway: Gateway) -> None:
     caller, secret = await gateway.account("/flaky")
     gateway.receiver.answers["/flaky"] = [500, 503, 200]
-    await gateway.store.set_handset(Handset(caller.to, Behaviour.UNREACHABLE))
+    await gateway.store.sandbox.set_handset(Handset(caller.to, Behaviour.UNREACHABLE))
     tracking_id = await gateway.send(caller, slide=[{"message-text": "hello"}])
     await gateway.receiver.wait_for(lambda r: len([p for p in r if p.path == "/flaky"]) >= 3)
     attempts = gateway.receiver.on("/flaky")
@@ -357,7 +358,7 @@ async def test_failing_receiver_gets_the_same_postback_until_it_succeeds(gateway
     assert len({a.body for a in attempts}) == 1  # the same bytes every time
 
     async def delivered() -> tuple[str, str, str, int] | None:
-        (postback,) = await gateway.store.list_postbacks(tracking_id)
+        (postback,) = await gateway.store.messages.list_postbacks(tracking_id)
         return postback if postback[2] == "delivered" else None
 
     assert (await eventually(delivered, what="the postback to be recorded delivered"))[3] == 3
@@ -367,7 +368,7 @@ async def test_hanging_receiver_does_not_delay_other_accounts(gateway: Gateway) 
     stuck, _ = await gateway.account("/stuck")
     gateway.receiver.answers["/stuck"] = [HANG]
     for handset in (stuck.to, "15550100002"):
-        await gateway.store.set_handset(Handset(handset, Behaviour.UNREACHABLE))
+        await gateway.store.sandbox.set_handset(Handset(handset, Behaviour.UNREACHABLE))
     per_account = gateway.settings.postback_per_account
     for _ in range(per_account + 4):
         await gateway.send(stuck, slide=[{"message-text": "hello"}])
@@ -390,8 +391,8 @@ async def test_postbacks_never_go_to_addresses_the_guard_refuses(
     receiver = await Receiver().start()
     try:
         caller = await provision(store)
-        await store.update_account(caller.account_id, postback_url=f"http://localhost:{receiver.port}/pb")
-        await store.set_handset(Handset(caller.to, Behaviour.UNREACHABLE))
+        await store.accounts.update_account(caller.account_id, postback_url=f"http://localhost:{receiver.port}/pb")
+        await store.sandbox.set_handset(Handset(caller.to, Behaviour.UNREACHABLE))
         app = create_app(settings, store)
         async with (
             httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway.test") as http,
@@ -402,7 +403,7 @@ async def test_postbacks_never_go_to_addresses_the_guard_refuses(
             tracking_id = answer.json()["tracking-id"]
 
             async def given_up() -> tuple[str, str, str, int] | None:
-                found = await store.list_postbacks(tracking_id)
+                found = await store.messages.list_postbacks(tracking_id)
                 return found[0] if found and found[0][2] == "failed" else None
 
             postback = await eventually(given_up, what="the postback to be given up")

@@ -10,10 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mmsgate.carriers.smpp.settings import SMPP, SmppConnection
 from mmsgate.core.codes import MessageState
-from mmsgate.core.model import Behaviour, Handset
-from mmsgate.sms.connections import SMPP, smpp_config
-from mmsgate.store.base import Store
+from mmsgate.core.records import Behaviour, Handset
+from mmsgate.store import Store
 from tests.integration.test_delivery import Gateway, gateway_settings, running_gateway
 from tests.smsc import Smsc
 
@@ -24,8 +24,8 @@ TEXT = [{"message-text": "Your parcel is on its way"}]
 async def gateway_with_smsc(
     store: Store, backend: str, tmp_path: Path, request: pytest.FixtureRequest, smsc: Smsc, password: str = PASSWORD
 ) -> AsyncIterator[Gateway]:
-    config = smpp_config(host="127.0.0.1", port=smsc.port, system_id=SYSTEM_ID, password=password)
-    await store.add_connection("peer", SMPP, config)
+    config = SmppConnection(host="127.0.0.1", port=smsc.port, system_id=SYSTEM_ID, password=password)
+    await store.connections.add_connection("peer", SMPP, config.stored())
     async with running_gateway(store, gateway_settings(tmp_path, backend, request)) as gateway:
         yield gateway
 
@@ -60,7 +60,7 @@ async def test_long_fallback_sms_goes_in_segments_and_is_delivered_once_every_se
     gateway: Gateway, smsc: Smsc
 ) -> None:
     caller, secret = await gateway.account()
-    await gateway.store.set_handset(Handset(caller.to, Behaviour.NO_MMS))
+    await gateway.store.sandbox.set_handset(Handset(caller.to, Behaviour.NO_MMS))
     await bound(smsc)
     text = "Your parcel [ref {A-17}] is out for delivery today; " * 4  # extension characters: count twice
     tracking_id = await gateway.send(caller, client_reference="parcel-1", fallback_sms_text=text.strip(), slide=TEXT)
@@ -68,7 +68,7 @@ async def test_long_fallback_sms_goes_in_segments_and_is_delivered_once_every_se
     assert delivered.signed_by(secret)
     body = delivered.json
     assert (body["sent-as"], body["tracking-id"], body["client-reference"]) == ("SMS", tracking_id, "parcel-1")
-    segments = await gateway.store.sms_segments(tracking_id)
+    segments = await gateway.store.messages.sms_segments(tracking_id)
     assert len(segments) >= 2 and all(s.status == "delivered" for s in segments)
     complete = await smsc.wait_for(lambda e: e.get("event") == "complete", what="the reassembled SMS")
     assert complete["text"].startswith(text.strip() + " http")
@@ -81,14 +81,14 @@ async def test_receipts_saying_undelivered_end_the_message_e202(
 ) -> None:
     async for gateway in gateway_with_smsc(store, backend, tmp_path, request, undelivering_smsc):
         caller, _ = await gateway.account()
-        await gateway.store.set_handset(Handset(caller.to, Behaviour.NO_MMS))
+        await gateway.store.sandbox.set_handset(Handset(caller.to, Behaviour.NO_MMS))
         await bound(undelivering_smsc)
         tracking_id = await gateway.send(caller, client_reference="ref-e202", slide=TEXT)
         (failed,) = await gateway.postbacks(tracking_id, ["E202"])
         body = failed.json
         assert (body["status"], body["sent-as"], body["client-reference"]) == ("Fallback SMS failed", "SMS", "ref-e202")
         assert "UNDELIV" in body["status-details"]
-        assert (await gateway.store.find_message(tracking_id)).state is MessageState.SMS_FAILED
+        assert (await gateway.store.messages.find_message(tracking_id)).state is MessageState.SMS_FAILED
 
 
 async def test_refused_bind_ends_the_fallback_e202_with_the_reason(
@@ -96,7 +96,7 @@ async def test_refused_bind_ends_the_fallback_e202_with_the_reason(
 ) -> None:
     async for gateway in gateway_with_smsc(store, backend, tmp_path, request, smsc, password="wrong"):
         caller, _ = await gateway.account()
-        await gateway.store.set_handset(Handset(caller.to, Behaviour.NO_MMS))
+        await gateway.store.sandbox.set_handset(Handset(caller.to, Behaviour.NO_MMS))
         await smsc.wait_for(lambda e: e.get("event") == "bind" and e.get("ok") is False, within=20, what="a refusal")
         tracking_id = await gateway.send(caller, slide=TEXT)
         (failed,) = await gateway.postbacks(tracking_id, ["E202"])

@@ -20,8 +20,8 @@ import pytest
 
 from mmsgate.config import Settings
 from mmsgate.core.model import Media, MediaKind, Message, Part, Sending, Slide, utcnow
-from mmsgate.media.blobs import BlobStore
-from mmsgate.store.base import Store
+from mmsgate.store import Store
+from mmsgate.store.blobs import BlobStore
 from tests import media_samples as samples
 from tests.conftest import Caller
 
@@ -122,7 +122,7 @@ async def host_message(
             ),
         ),
     )
-    await store.accept_message(message)
+    await store.accepting.accept_message(message)
     parts: list[Part] = []
     data: dict[int, bytes] = {}
     for number, (_, files) in enumerate(slides, 1):
@@ -144,9 +144,11 @@ async def host_message(
                 )
             )
             data[position] = f.data
-    assert await store.media_ready(tracking_id, parts, code=None, status="Media ready", details="content checked")
+    assert await store.lifecycle.media_ready(
+        tracking_id, parts, code=None, status="Media ready", details="content checked"
+    )
     expires_at = utcnow() + expires_in
-    page = await store.create_hosted_page(tracking_id, secrets.token_urlsafe(6), expires_at)
+    page = await store.lifecycle.create_hosted_page(tracking_id, secrets.token_urlsafe(6), expires_at)
     return Hosted(page.code, message, parts, data, page.expires_at)
 
 

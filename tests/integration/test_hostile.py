@@ -42,9 +42,10 @@ from mmsgate.app import create_app
 from mmsgate.config import Settings, load_settings
 from mmsgate.core.codes import TemplateState
 from mmsgate.errors import NotFound
-from mmsgate.store.base import Store
+from mmsgate.store import Store
 from mmsgate.store.sqlite import SqliteStore
 from tests.conftest import Caller, provision
+from tests.store_support import message_ids
 
 # ---------------------------------------------------------------------------------------------
 # the contract answer
@@ -146,7 +147,7 @@ async def ready_mms_id(client: httpx.AsyncClient, caller: Caller, store: Store) 
     """A saved template of the caller's account, ready to send."""
     data = contract_answer(await post(client, caller, encode(savemms_body())))
     mms_id = str(data["mms-id"])
-    await store.set_template_state(mms_id, TemplateState.READY, code="N003", details="ready")
+    await store.lifecycle.set_template_state(mms_id, TemplateState.READY, code="N003", details="ready")
     return mms_id
 
 
@@ -781,14 +782,14 @@ class Harness:
     async def _assert_stored(self, data: dict[str, Any]) -> None:
         tracking_id = str(data["tracking-id"])
         if "to" in data:  # sendmms or sendsavedmms: a message
-            counts = await self.store.message_ids([tracking_id])
+            counts = await message_ids(self.store, [tracking_id])
             assert counts.get(tracking_id) == 1, f"message {tracking_id} answered success but not stored"
-            message = await self.store.get_message(self.caller.account_id, tracking_id)
+            message = await self.store.messages.get_message(self.caller.account_id, tracking_id)
             assert message.to == data["to"]
         else:  # savemms: a template
             mms_id = str(data["mms-id"])
             try:
-                template = await self.store.get_template(self.caller.account_id, mms_id)
+                template = await self.store.messages.get_template(self.caller.account_id, mms_id)
             except NotFound:
                 pytest.fail(f"template {mms_id} answered success but not stored")
             assert template.tracking_id == tracking_id
@@ -812,7 +813,7 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
         for _ in range(2):
             response = await http.post(ENDPOINT, content=encode(savemms_body()), headers=headers(caller))
             mms_ids.append(str(contract_answer(response)["mms-id"]))
-        await store.set_template_state(mms_ids[0], TemplateState.READY, code="N003", details="ready")
+        await store.lifecycle.set_template_state(mms_ids[0], TemplateState.READY, code="N003", details="ready")
         return Harness(loop, store, http, caller, mms_ids[0], mms_ids[1])
 
     the_harness = loop.run_until_complete(start())

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import pytest
 
+from mmsgate.common.guard import AddressGuard, BlockedAddress, UnresolvedHost, parse_networks
 from mmsgate.core.model import MediaKind
 from mmsgate.errors import MediaError
 from mmsgate.media.fetch import DEFAULT_CAPS, MAX_REDIRECTS, Fetched, Fetcher, FetchLimits
-from mmsgate.media.guard import AddressGuard, BlockedAddress, UnresolvedHost, parse_networks
 from mmsgate.media.inspect import MAX_PIXELS, MediaInfo, inspect_content
 from mmsgate.media.sniff import decide_type
 from tests import media_samples as samples

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from mmsgate.common.guard import AddressGuard
 from mmsgate.errors import WorkerCrashed
 from mmsgate.media.adapt import CarrierProfile
-from mmsgate.media.blobs import BlobStore
 from mmsgate.media.fetch import Fetcher
-from mmsgate.media.guard import AddressGuard
 from mmsgate.media.stage import MediaStage
+from mmsgate.store.blobs import BlobStore
 
 
 def _die() -> int:

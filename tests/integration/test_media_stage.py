@@ -23,25 +23,26 @@ import pytest
 from PIL import Image, ImageSequence
 
 from mmsgate.carriers.base import Carrier
-from mmsgate.carriers.sandbox import SandboxCarrier
+from mmsgate.carriers.routing import Router
+from mmsgate.carriers.sandbox.carrier import SandboxCarrier
+from mmsgate.common.cache import AccountSettings
+from mmsgate.common.guard import AddressGuard, parse_networks
 from mmsgate.config import Settings, load_settings
 from mmsgate.core import lifecycle
 from mmsgate.core.codes import EventCode, JobKind, MessageState, TemplateState
-from mmsgate.core.model import Event, Job, Media, MediaKind, Message, Part, Slide, Template
+from mmsgate.core.model import Event, Job, Media, MediaKind, Message, Part, Settled, Slide, Template
+from mmsgate.core.retry import RetryPolicy
 from mmsgate.delivery.engine import Delivery
 from mmsgate.errors import MediaError
-from mmsgate.jobs.retry import RetryPolicy
-from mmsgate.jobs.worker import Settled, Worker
+from mmsgate.jobs.worker import Worker
 from mmsgate.media.adapt import CarrierProfile, encoded_size
-from mmsgate.media.blobs import BlobStore
 from mmsgate.media.cache import MediaCache
 from mmsgate.media.fetch import Fetcher, FetchLimits
-from mmsgate.media.guard import AddressGuard, parse_networks
 from mmsgate.media.stage import SMIL_ALLOWANCE, MediaStage, Prepared
 from mmsgate.postbacks.events import PostbackBuilder
-from mmsgate.routing import Router
 from mmsgate.runtime import media_pool, running_worker
-from mmsgate.store.base import Store
+from mmsgate.store import Store
+from mmsgate.store.blobs import BlobStore
 from tests import media_samples as samples
 from tests.conftest import Caller
 from tests.integration.media_origin import Origin, Reply, Request, file_reply, status_reply
@@ -321,7 +322,7 @@ async def settled_message(
     past_media = (MessageState.ACCEPTED, MessageState.MEDIA_READY, MessageState.SUBMITTING)
 
     async def probe() -> Message | None:
-        message = await store.get_message(account_id, tracking_id)
+        message = await store.messages.get_message(account_id, tracking_id)
         done = lifecycle.is_final(message.state) if final else message.state not in past_media
         return message if done else None
 
@@ -330,21 +331,21 @@ async def settled_message(
 
 async def media_event(store: Store, tracking_id: str) -> Event:
     """The event that ended the message's media stage (ready, adapted, or failed)."""
-    events = await store.list_events(tracking_id)
+    events = await store.messages.list_events(tracking_id)
     assert events
     return events[0]
 
 
 async def settled_template(store: Store, account_id: str, mms_id: str, within: float = 30.0) -> Template:
     async def probe() -> Template | None:
-        template = await store.get_template(account_id, mms_id)
+        template = await store.messages.get_template(account_id, mms_id)
         return None if template.state is TemplateState.PROCESSING else template
 
     return await eventually(probe, within, f"template {mms_id} to leave processing")
 
 
 async def last_event(store: Store, subject_id: str) -> Event:
-    events = await store.list_events(subject_id)
+    events = await store.messages.list_events(subject_id)
     assert events
     return events[-1]
 
@@ -398,8 +399,8 @@ async def test_worker_prepares_messages_and_reports_failures(
         done = {name: await settled_message(store, caller.account_id, tid) for name, tid in ids.items()}
     blobs = BlobStore(settings.data_dir / "blobs")
 
-    assert done["good"].state is MessageState.DELIVERED, await store.list_events(ids["good"])
-    (part,) = await store.list_parts(ids["good"])
+    assert done["good"].state is MessageState.DELIVERED, await store.messages.list_events(ids["good"])
+    (part,) = await store.messages.list_parts(ids["good"])
     assert (part.kind, part.content_type, part.size, part.source_url) == (
         MediaKind.IMAGE,
         "image/jpeg",
@@ -410,24 +411,24 @@ async def test_worker_prepares_messages_and_reports_failures(
     assert decoded_image(blobs.get(part.sha256)).size == (320, 240)
     assert (await media_event(store, ids["good"])).code is None
 
-    assert done["big"].state is MessageState.DELIVERED, await store.list_events(ids["big"])
-    (adapted,) = await store.list_parts(ids["big"])
+    assert done["big"].state is MessageState.DELIVERED, await store.messages.list_events(ids["big"])
+    (adapted,) = await store.messages.list_parts(ids["big"])
     assert adapted.adapted and (adapted.width, adapted.height) == (640, 480)
     assert decoded_image(blobs.get(adapted.sha256)).size == (640, 480)
     assert (await media_event(store, ids["big"])).code == EventCode.TRANSCODED_SENT.value
 
-    assert done["pdf"].state is MessageState.DELIVERED, await store.list_events(ids["pdf"])
-    (document,) = await store.list_parts(ids["pdf"])
+    assert done["pdf"].state is MessageState.DELIVERED, await store.messages.list_events(ids["pdf"])
+    (document,) = await store.messages.list_parts(ids["pdf"])
     assert blobs.get(document.sha256) == samples.pdf()
 
-    assert done["missing"].state is MessageState.FAILED, await store.list_events(ids["missing"])
+    assert done["missing"].state is MessageState.FAILED, await store.messages.list_events(ids["missing"])
     failed = await last_event(store, ids["missing"])
     assert failed.code == EventCode.FAILED.value == "E101"
     assert failed.status == "Failed"
     assert failed.details.startswith("E351")
-    assert await store.list_parts(ids["missing"]) == []
+    assert await store.messages.list_parts(ids["missing"]) == []
 
-    assert done["html"].state is MessageState.FAILED, await store.list_events(ids["html"])
+    assert done["html"].state is MessageState.FAILED, await store.messages.list_events(ids["html"])
     invalid = await last_event(store, ids["html"])
     assert invalid.code == EventCode.CONTENT_INVALID.value == "E011"
     assert invalid.status == "Content validation failed"
@@ -466,9 +467,9 @@ async def test_worker_prepares_templates_and_sends_saved_messages_from_them(
 
     async with running_worker(settings, store):
         ready = await settled_template(store, caller.account_id, good)
-        assert ready.state is TemplateState.READY, await store.list_events(good)
+        assert ready.state is TemplateState.READY, await store.messages.list_events(good)
         assert (await last_event(store, good)).code == EventCode.TEMPLATE_READY.value == "N003"
-        template_parts = await store.list_parts(good)
+        template_parts = await store.messages.list_parts(good)
         assert [(p.kind, p.content_type) for p in template_parts] == [
             (MediaKind.IMAGE, "image/jpeg"),
             (MediaKind.AUDIO, "audio/amr"),  # transcoded on savemms
@@ -483,9 +484,9 @@ async def test_worker_prepares_templates_and_sends_saved_messages_from_them(
             for name, mms_id in {"audio": bad_audio, "image": bad_image, "video": bad_video}.items()
         }
 
-    assert sent.state is MessageState.DELIVERED, await store.list_events(tracking_id)
+    assert sent.state is MessageState.DELIVERED, await store.messages.list_events(tracking_id)
     assert sent.mms_id == good
-    message_parts = await store.list_parts(tracking_id)
+    message_parts = await store.messages.list_parts(tracking_id)
     assert [(p.sha256, p.content_type, p.size) for p in message_parts] == [
         (p.sha256, p.content_type, p.size) for p in template_parts
     ]
@@ -504,7 +505,7 @@ async def test_worker_prepares_templates_and_sends_saved_messages_from_them(
         assert event.code == code, (name, event)
         assert event.status == "Transcoding failed"
         assert event.details.startswith(cause), (name, event)
-        assert await store.list_parts(template.mms_id) == []
+        assert await store.messages.list_parts(template.mms_id) == []
 
 
 @dataclass
@@ -534,10 +535,13 @@ async def test_retryable_fetch_failures_are_retried_then_given_up(
 
     recovers = await send(client, caller, {"image": {"url": origin.route("/recovering.jpg", recovering)}})
     never = await send(client, caller, {"image": {"url": origin.route("/down.jpg", status_reply(503))}})
-    carriers: Router[Carrier] = Router(store, "mm7", lambda _: SandboxCarrier(store), default=SandboxCarrier(store))
-    handler = Recording(Delivery(store, bench.stage(), carriers, PostbackBuilder(store)))
+    carriers: Router[Carrier] = Router(store.connections, {}, default=SandboxCarrier(store.sandbox))
+    accounts = AccountSettings(store.accounts)
+    handler = Recording(
+        Delivery(store.messages, store.lifecycle, bench.stage(), carriers, PostbackBuilder(accounts), accounts)
+    )
     worker = Worker(
-        store,
+        store.jobs,
         {JobKind.DELIVER: handler},
         idle_wait=0.05,
         policy=RetryPolicy(base=0.05, factor=1.0, max_attempts=4),
@@ -553,7 +557,7 @@ async def test_retryable_fetch_failures_are_retried_then_given_up(
 
     assert recovered.state is MessageState.SUBMITTED  # this worker runs no sandbox reports
     assert origin.count("/recovering.jpg") == 3
-    assert len(await store.list_parts(recovers)) == 1
+    assert len(await store.messages.list_parts(recovers)) == 1
     assert gave_up.state is MessageState.FAILED
     assert origin.count("/down.jpg") == 4
     event = await last_event(store, never)

@@ -14,10 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mmsgate.carriers.mm7.connection import MM7, mm7_config
+from mmsgate.carriers.mm7.settings import MM7, Mm7Connection
+from mmsgate.carriers.smpp.settings import SMPP, SmppConnection
 from mmsgate.core.codes import MessageState
-from mmsgate.sms.connections import SMPP, smpp_config
-from mmsgate.store.base import Store
+from mmsgate.core.passwords import hash_password
+from mmsgate.store import Store
 from tests import media_samples as samples
 from tests.integration.media_origin import file_reply
 from tests.integration.test_delivery import Gateway, gateway_settings, running_gateway
@@ -55,7 +56,9 @@ async def mm7_gateway(
             "timeout": 5.0,
             **config,
         }
-        await store.add_connection("carrier", MM7, mm7_config(**values))  # type: ignore[arg-type]
+        password = str(values.pop("inbound_password"))
+        settings = Mm7Connection(**values, inbound_password_hash=hash_password(password))  # type: ignore[arg-type]
+        await store.connections.add_connection("carrier", MM7, settings.stored())
         async with running_gateway(store, settings_) as gateway, served(gateway.app) as url:
             await mmsc.set_vasp(f"{url}/mm7/carrier", INBOUND_USER, INBOUND_PASSWORD)
             yield Mm7Gateway(gateway, url, mmsc)
@@ -93,7 +96,7 @@ async def test_sendmms_goes_over_mm7_and_the_report_makes_it_delivered(mm7: Mm7G
     hashes = {p["sha256"] for p in submit["parts"]}
     assert hashlib.sha256(photo).hexdigest() in hashes
     assert hashlib.sha256(b"Hello over MM7").hexdigest() in hashes
-    message = await gw.store.find_message(tracking_id)
+    message = await gw.store.messages.find_message(tracking_id)
     assert (message.state, message.carrier, message.carrier_message_id) == (
         MessageState.DELIVERED,
         "carrier",
@@ -220,18 +223,18 @@ async def test_a_report_listed_as_cannot_take_mms_falls_back_to_an_sms_over_smpp
 ) -> None:
     smsc = await Smsc({"SMSC_SYSTEM_ID": "gw", "SMSC_PASSWORD": "pw"}).start()
     try:
-        config = smpp_config(host="127.0.0.1", port=smsc.port, system_id="gw", password="pw")
-        await store.add_connection("smsc", SMPP, config)
+        config = SmppConnection(host="127.0.0.1", port=smsc.port, system_id="gw", password="pw")
+        await store.connections.add_connection("smsc", SMPP, config.stored())
         async with mm7_gateway(store, backend, tmp_path, request, {"REPORT_STATUS": "Unrecognised"}) as mm7:
             caller, _ = await mm7.gateway.account()
             tracking_id = await mm7.gateway.send(caller, slide=[{"message-text": "hi"}], fallback_sms_text="See:")
             _, delivered = await mm7.gateway.postbacks(tracking_id, ["N101", "N202"])
             assert delivered.json["sent-as"] == "SMS"
-            events = [e.status for e in await store.list_events(tracking_id)]
+            events = [e.status for e in await store.messages.list_events(tracking_id)]
             assert "Falling back to SMS" in events
             (sms,) = smsc.accepted()
             assert sms["text"].startswith("See: http")
-            assert await store.sandbox_sms_inbox(caller.to) == []
+            assert await store.sandbox.sandbox_sms_inbox(caller.to) == []
     finally:
         await smsc.stop()
 
@@ -244,7 +247,7 @@ async def test_a_real_handsets_fallback_never_lands_in_the_sandbox(
         tracking_id = await mm7.gateway.send(caller, slide=[{"message-text": "hi"}], fallback_sms_text="See:")
         _, failed = await mm7.gateway.postbacks(tracking_id, ["N101", "E202"])
         assert failed.json["status-details"] == f"no SMS connection serves {caller.to}"
-        assert await store.sandbox_sms_inbox(caller.to) == []
+        assert await store.sandbox.sandbox_sms_inbox(caller.to) == []
 
 
 async def test_read_replies_and_pending_reports_are_recorded_on_the_message(
@@ -260,13 +263,13 @@ async def test_read_replies_and_pending_reports_are_recorded_on_the_message(
         await mm7.mmsc.gather("readreply_sent", 1, statusCode=1000)
 
         async def noted() -> list[str] | None:
-            events = [f"{e.status}: {e.details}" for e in await store.list_events(tracking_id)]
+            events = [f"{e.status}: {e.details}" for e in await store.messages.list_events(tracking_id)]
             wanted = ("Read reply: MMStatus Read", "Delivery report: MMStatus Deferred")
             return events if all(any(e.startswith(w) for e in events) for w in wanted) else None
 
         events = await eventually(noted, within=15, what="the read reply and the report to be recorded")
         assert any(e.startswith("Delivery report") and e.endswith("; still waiting") for e in events)
-        assert (await store.find_message(tracking_id)).state is MessageState.SUBMITTED
+        assert (await store.messages.find_message(tracking_id)).state is MessageState.SUBMITTED
 
 
 async def test_an_unanswered_submit_is_recorded_as_unknown_and_not_sent_again(

@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 from mmsgate.app import create_app
 from mmsgate.config import Settings
-from mmsgate.store.base import Store
+from mmsgate.store import Store
 
 
 async def test_served_document_is_valid_and_complete(store: Store, settings: Settings) -> None:

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from mmsgate.store.pg_sessions import Sessions
+from mmsgate.store.postgres.sessions import Sessions
 
 pytestmark = pytest.mark.postgres
 

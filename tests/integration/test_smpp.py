@@ -12,9 +12,11 @@ from typing import Any
 
 import pytest
 
-from mmsgate.carriers.smpp.connector import SmppConnector, SmppSettings
+from mmsgate.carriers.base import InboundSms, Sms
+from mmsgate.carriers.smpp.connector import SmppConnector, SmppTiming
+from mmsgate.carriers.smpp.settings import SmppConnection
+from mmsgate.core.records import SmsReceipt, SmsStatus, candidate_ids, normalise_id
 from mmsgate.errors import CarrierBusy, CarrierError, CarrierRejected
-from mmsgate.sms.base import InboundSms, Sms, SmsReceipt, SmsStatus, candidate_ids, normalise_id
 from tests.smsc import Smsc
 from tests.waiting import eventually
 
@@ -69,7 +71,8 @@ async def smscs() -> AsyncIterator[StartSmsc]:
         await smsc.stop()
 
 
-def settings(smsc: Smsc, **overrides: Any) -> SmppSettings:
+def make_connector(smsc: Smsc, limiter: Callable[[], Awaitable[None]] | None = None, **overrides: Any) -> SmppConnector:
+    """A connector to ``smsc``, its settings and timing overridden by name."""
     values: dict[str, Any] = {
         "name": "smsc-test",
         "host": "127.0.0.1",
@@ -82,7 +85,9 @@ def settings(smsc: Smsc, **overrides: Any) -> SmppSettings:
         "throttle_backoff": 0.1,
         **overrides,
     }
-    return SmppSettings(**values)
+    name = values.pop("name")
+    timing = {k: values.pop(k) for k in list(values) if k in SmppTiming.__dataclass_fields__}
+    return SmppConnector(name, SmppConnection(**values), timing=SmppTiming(**timing), limiter=limiter)
 
 
 @pytest.fixture
@@ -93,10 +98,10 @@ async def connect(smscs: StartSmsc) -> AsyncIterator[Connect]:
     async def start(
         smsc: Smsc, sink: Recorder, limiter: Callable[[], Awaitable[None]] | None = None, **overrides: Any
     ) -> SmppConnector:
-        connector = SmppConnector(settings(smsc, **overrides), limiter=limiter)
-        started.append(connector)
-        await asyncio.wait_for(connector.start(sink), 10)
-        return connector
+        made = make_connector(smsc, limiter, **overrides)
+        started.append(made)
+        await asyncio.wait_for(made.start(sink), 10)
+        return made
 
     yield start
     for connector in started:
@@ -116,17 +121,17 @@ def sms(text: str, *, sender: str = SENDER, to: str = TO, expires_at: datetime |
 
 async def test_bind_refused_with_a_wrong_password(smscs: StartSmsc) -> None:
     smsc = await smscs()
-    connector = SmppConnector(settings(smsc, password="wrong"))
+    wrong = make_connector(smsc, password="wrong")
     with pytest.raises(CarrierError) as caught:
-        await asyncio.wait_for(connector.start(Recorder()), 10)
+        await asyncio.wait_for(wrong.start(Recorder()), 10)
     error = caught.value
     assert not isinstance(error, CarrierBusy)
     assert "bind refused" in str(error) and "ESME_RINVPASWD" in str(error) and "0x0000000E" in str(error)
     assert not error.retryable
     assert [e["status"] for e in await smsc.gather("bind", 1)] == [0x0E]
     with pytest.raises(CarrierBusy):
-        await connector.submit(sms("not bound"))
-    await connector.aclose()
+        await wrong.submit(sms("not bound"))
+    await wrong.aclose()
     await smsc.send({"cmd": "drop"})  # a marker: every event before it is in
     await smsc.gather("drop", 1)
     assert len(smsc.of("bind")) == 1  # refused once, not retried

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mmsgate.errors import Conflict, StoreError
-from mmsgate.store.sqlite_writer import SqliteWriter
+from mmsgate.store.sqlite.writer import SqliteWriter
 
 
 class Counted:

@@ -14,13 +14,28 @@ import msgspec
 import pytest
 
 from mmsgate.core.codes import JobKind, MessageState, TemplateState
-from mmsgate.core.model import Job, Media, MediaKind, Message, NumberKind, Sending, Slide, Step, Template, utcnow
+from mmsgate.core.model import (
+    Job,
+    JobEffect,
+    Media,
+    MediaKind,
+    Message,
+    NumberKind,
+    Sending,
+    Slide,
+    Step,
+    Template,
+    utcnow,
+)
 from mmsgate.errors import Conflict, NotFound
-from mmsgate.store.base import Store
-from mmsgate.store.postgres import PostgresStore, _pg
-from mmsgate.store.sql import claim_statement
+from mmsgate.store import Store
+from mmsgate.store.postgres import PostgresStore
+from mmsgate.store.postgres.database import _pg
+from mmsgate.store.sql.jobs import claim_statement
+from mmsgate.store.sql.lifecycle import step_unit
 from mmsgate.store.sqlite import SqliteStore
 from tests.conftest import Caller, provision
+from tests.store_support import message_ids
 
 
 def _sending() -> Sending:
@@ -50,9 +65,9 @@ def make_message(caller: Caller, n: int = 0) -> Message:
 
 
 async def test_accounts_crud(store: Store) -> None:
-    account = await store.create_account("acme")
-    assert (await store.get_account(account.id)).name == "acme"
-    updated = await store.update_account(
+    account = await store.accounts.create_account("acme")
+    assert (await store.accounts.get_account(account.id)).name == "acme"
+    updated = await store.accounts.update_account(
         account.id, postback_url="https://hooks.example/pb", transcoding=False, disabled=True, rate_limit=5
     )
     assert (updated.postback_url, updated.transcoding, updated.disabled, updated.rate_limit) == (
@@ -61,77 +76,77 @@ async def test_accounts_crud(store: Store) -> None:
         True,
         5,
     )
-    cleared = await store.update_account(account.id, postback_url="")
+    cleared = await store.accounts.update_account(account.id, postback_url="")
     assert cleared.postback_url is None and cleared.disabled is True
-    assert account.id in [a.id for a in await store.list_accounts()]
-    await store.delete_account(account.id)
+    assert account.id in [a.id for a in await store.accounts.list_accounts()]
+    await store.accounts.delete_account(account.id)
     with pytest.raises(NotFound):
-        await store.get_account(account.id)
+        await store.accounts.get_account(account.id)
     with pytest.raises(NotFound):
-        await store.delete_account(account.id)
+        await store.accounts.delete_account(account.id)
 
 
 async def test_keys_are_stored_hashed_and_revocable(store: Store, tmp_path: Path) -> None:
-    account = await store.create_account("acme")
-    key, secret = await store.create_key(account.id)
-    found = await store.authenticate(secret)
+    account = await store.accounts.create_account("acme")
+    key, secret = await store.accounts.create_key(account.id)
+    found = await store.accounts.authenticate(secret)
     assert found is not None and found[0].id == key.id and found[1].id == account.id
-    assert await store.authenticate(secret + "x") is None
+    assert await store.accounts.authenticate(secret + "x") is None
     if isinstance(store, SqliteStore):
         assert secret.encode() not in store.path.read_bytes()
         for wal in store.path.parent.glob("*-wal"):
             assert secret.encode() not in wal.read_bytes()
-    await store.revoke_key(key.id)
-    found = await store.authenticate(secret)
+    await store.accounts.revoke_key(key.id)
+    found = await store.accounts.authenticate(secret)
     assert found is not None and found[0].revoked
-    assert [k.revoked for k in await store.list_keys(account.id)] == [True]
-    await store.delete_key(key.id)
-    assert await store.authenticate(secret) is None
-    assert await store.list_keys(account.id) == []
+    assert [k.revoked for k in await store.accounts.list_keys(account.id)] == [True]
+    await store.accounts.delete_key(key.id)
+    assert await store.accounts.authenticate(secret) is None
+    assert await store.accounts.list_keys(account.id) == []
     with pytest.raises(NotFound):
-        await store.delete_key(key.id)
+        await store.accounts.delete_key(key.id)
     with pytest.raises(NotFound):
-        await store.create_key("acc_missing")
+        await store.accounts.create_key("acc_missing")
 
 
 async def test_campaigns_numbers_blocks(store: Store) -> None:
-    account = await store.create_account("acme")
-    other = await store.create_account("other")
-    campaign = await store.create_campaign(account.id)
-    foreign = await store.create_campaign(other.id)
-    await store.add_number(account.id, "28444", NumberKind.SHORT_CODE, campaign.service_id)
-    await store.add_number(account.id, "18885550100", NumberKind.TOLL_FREE)
+    account = await store.accounts.create_account("acme")
+    other = await store.accounts.create_account("other")
+    campaign = await store.numbers.create_campaign(account.id)
+    foreign = await store.numbers.create_campaign(other.id)
+    await store.numbers.add_number(account.id, "28444", NumberKind.SHORT_CODE, campaign.service_id)
+    await store.numbers.add_number(account.id, "18885550100", NumberKind.TOLL_FREE)
     with pytest.raises(Conflict):
-        await store.add_number(other.id, "28444", NumberKind.SHORT_CODE)
+        await store.numbers.add_number(other.id, "28444", NumberKind.SHORT_CODE)
     with pytest.raises(NotFound):
-        await store.add_number(account.id, "28445", NumberKind.SHORT_CODE, foreign.service_id)
-    await store.block_number(account.id, "15550100009")
-    await store.block_number(account.id, "15550100009")
-    config = await store.account_config(account.id)
+        await store.numbers.add_number(account.id, "28445", NumberKind.SHORT_CODE, foreign.service_id)
+    await store.numbers.block_number(account.id, "15550100009")
+    await store.numbers.block_number(account.id, "15550100009")
+    config = await store.accounts.account_config(account.id)
     assert config.service_ids == {campaign.service_id}
     assert config.blocked == {"15550100009"}
     assert config.may_send_from("28444", campaign.service_id)
     assert not config.may_send_from("28444", "other-campaign")
     assert config.may_send_from("18885550100", "any-campaign")
-    await store.unblock_number(account.id, "15550100009")
-    await store.remove_number("28444")
-    assert [n.number for n in await store.list_numbers(account.id)] == ["18885550100"]
-    await store.delete_campaign(campaign.service_id)
-    assert await store.list_campaigns(account.id) == []
+    await store.numbers.unblock_number(account.id, "15550100009")
+    await store.numbers.remove_number("28444")
+    assert [n.number for n in await store.numbers.list_numbers(account.id)] == ["18885550100"]
+    await store.numbers.delete_campaign(campaign.service_id)
+    assert await store.numbers.list_campaigns(account.id) == []
     with pytest.raises(NotFound):
-        await store.unblock_number(account.id, "15550100009")
+        await store.numbers.unblock_number(account.id, "15550100009")
 
 
 async def test_message_roundtrip_with_event_and_job(store: Store, caller: Caller) -> None:
     message = make_message(caller)
-    await store.accept_message(message)
-    stored = await store.get_message(caller.account_id, message.tracking_id)
+    await store.accepting.accept_message(message)
+    stored = await store.messages.get_message(caller.account_id, message.tracking_id)
     assert stored.sending == message.sending
     assert stored.state is MessageState.ACCEPTED
-    assert await store.list_events(message.tracking_id) == []  # acceptance is the message row itself
+    assert await store.messages.list_events(message.tracking_id) == []  # acceptance is the message row itself
     with pytest.raises(NotFound):
-        await store.get_message("acc_other", message.tracking_id)
-    jobs = await store.claim_jobs("w1", limit=10, lease_seconds=30)
+        await store.messages.get_message("acc_other", message.tracking_id)
+    jobs = await store.jobs.claim_jobs("w1", limit=10, lease_seconds=30)
     assert [(j.kind, j.ref, j.attempts) for j in jobs] == [(JobKind.DELIVER, message.tracking_id, 1)]
 
 
@@ -154,9 +169,9 @@ async def test_accepted_texts_come_back_exactly(store: Store, caller: Caller) ->
             slides=(Slide(text or None, (Media(MediaKind.IMAGE, f"https://m.example/{n}.jpg?q={n}&x=ü"),)),),
         )
         messages.append(msgspec.structs.replace(base, sending=sending, from_mask=f"Mask{n}"))
-    await asyncio.gather(*(store.accept_message(m) for m in messages))
+    await asyncio.gather(*(store.accepting.accept_message(m) for m in messages))
     for message in messages:
-        stored = await store.get_message(caller.account_id, message.tracking_id)
+        stored = await store.messages.get_message(caller.account_id, message.tracking_id)
         assert stored.sending == message.sending
         assert stored.from_mask == message.from_mask
         assert stored.expires_at == message.expires_at
@@ -170,86 +185,88 @@ async def test_template_lifecycle(store: Store, caller: Caller) -> None:
         name="promo",
         sending=_sending(),
     )
-    await store.accept_template(template)
-    assert (await store.get_template(caller.account_id, template.mms_id)).state is TemplateState.PROCESSING
-    await store.set_template_state(template.mms_id, TemplateState.READY, code="N003", details="ready")
-    assert (await store.get_template(caller.account_id, template.mms_id)).state is TemplateState.READY
-    events = await store.list_events(template.mms_id)
+    await store.accepting.accept_template(template)
+    assert (await store.messages.get_template(caller.account_id, template.mms_id)).state is TemplateState.PROCESSING
+    await store.lifecycle.set_template_state(template.mms_id, TemplateState.READY, code="N003", details="ready")
+    assert (await store.messages.get_template(caller.account_id, template.mms_id)).state is TemplateState.READY
+    events = await store.messages.list_events(template.mms_id)
     assert [(e.code, e.status) for e in events] == [("N003", "Transcoding successful")]
-    jobs = await store.claim_jobs("w1", limit=10, lease_seconds=30, kinds=[JobKind.PREPARE_TEMPLATE])
+    jobs = await store.jobs.claim_jobs("w1", limit=10, lease_seconds=30, kinds=[JobKind.PREPARE_TEMPLATE])
     assert [j.ref for j in jobs] == [template.mms_id]
 
 
 async def test_group_commit_under_concurrency(store: Store, caller: Caller) -> None:
     messages = [make_message(caller, n) for n in range(300)]
-    await asyncio.gather(*(store.accept_message(m) for m in messages))
-    counts = await store.message_ids([m.tracking_id for m in messages])
+    await asyncio.gather(*(store.accepting.accept_message(m) for m in messages))
+    counts = await message_ids(store, [m.tracking_id for m in messages])
     assert counts == {m.tracking_id: 1 for m in messages}
 
 
 async def test_group_commit_isolates_a_failing_write(store: Store, caller: Caller) -> None:
     first = make_message(caller, 1)
-    await store.accept_message(first)
+    await store.accepting.accept_message(first)
     batch = [make_message(caller, n) for n in range(2, 20)]
     results = await asyncio.gather(
-        store.accept_message(first), *(store.accept_message(m) for m in batch), return_exceptions=True
+        store.accepting.accept_message(first),
+        *(store.accepting.accept_message(m) for m in batch),
+        return_exceptions=True,
     )
     assert isinstance(results[0], Conflict)
     assert all(r is None for r in results[1:])
-    assert len(await store.message_ids([m.tracking_id for m in batch])) == len(batch)
+    assert len(await message_ids(store, [m.tracking_id for m in batch])) == len(batch)
 
 
 async def test_finish_and_retry_need_the_lease(store: Store, caller: Caller) -> None:
-    await store.accept_message(make_message(caller))
-    [job] = await store.claim_jobs("w1", limit=1, lease_seconds=30)
-    assert not await store.finish_job(job.id, "w2")
-    assert await store.retry_job(job.id, "w1", run_at=utcnow() - timedelta(seconds=1), error="timeout")
-    [again] = await store.claim_jobs("w2", limit=1, lease_seconds=30)
+    await store.accepting.accept_message(make_message(caller))
+    [job] = await store.jobs.claim_jobs("w1", limit=1, lease_seconds=30)
+    assert not await store.jobs.finish_job(job.id, "w2")
+    assert await store.jobs.retry_job(job.id, "w1", run_at=utcnow() - timedelta(seconds=1), error="timeout")
+    [again] = await store.jobs.claim_jobs("w2", limit=1, lease_seconds=30)
     assert (again.id, again.attempts, again.lease_owner) == (job.id, 2, "w2")
-    assert await store.finish_job(job.id, "w2")
-    assert await store.claim_jobs("w3", limit=1, lease_seconds=30) == []
+    assert await store.jobs.finish_job(job.id, "w2")
+    assert await store.jobs.claim_jobs("w3", limit=1, lease_seconds=30) == []
 
 
 async def test_retry_waits_for_its_time(store: Store, caller: Caller) -> None:
-    await store.accept_message(make_message(caller))
-    [job] = await store.claim_jobs("w1", limit=1, lease_seconds=30)
-    await store.retry_job(job.id, "w1", run_at=utcnow() + timedelta(hours=1), error="later")
-    assert await store.claim_jobs("w1", limit=1, lease_seconds=30) == []
+    await store.accepting.accept_message(make_message(caller))
+    [job] = await store.jobs.claim_jobs("w1", limit=1, lease_seconds=30)
+    await store.jobs.retry_job(job.id, "w1", run_at=utcnow() + timedelta(hours=1), error="later")
+    assert await store.jobs.claim_jobs("w1", limit=1, lease_seconds=30) == []
 
 
 async def test_expired_lease_is_claimed_again(store: Store, caller: Caller) -> None:
-    await store.accept_message(make_message(caller))
-    [job] = await store.claim_jobs("dead-worker", limit=1, lease_seconds=0.2)
-    assert await store.claim_jobs("w2", limit=1, lease_seconds=30) == []
+    await store.accepting.accept_message(make_message(caller))
+    [job] = await store.jobs.claim_jobs("dead-worker", limit=1, lease_seconds=0.2)
+    assert await store.jobs.claim_jobs("w2", limit=1, lease_seconds=30) == []
     deadline = time.monotonic() + 10
     reclaimed: list[Job] = []
     while not reclaimed and time.monotonic() < deadline:
-        reclaimed = await store.claim_jobs("w2", limit=1, lease_seconds=30)
+        reclaimed = await store.jobs.claim_jobs("w2", limit=1, lease_seconds=30)
     assert [(j.id, j.lease_owner, j.attempts) for j in reclaimed] == [(job.id, "w2", 2)]
-    assert not await store.finish_job(job.id, "dead-worker")
+    assert not await store.jobs.finish_job(job.id, "dead-worker")
 
 
 async def test_extend_leases_keeps_only_what_the_owner_still_holds(store: Store, caller: Caller) -> None:
     for _ in range(3):
-        await store.accept_message(make_message(caller))
-    mine = await store.claim_jobs("w1", limit=2, lease_seconds=0.2)
-    [other] = await store.claim_jobs("w2", limit=1, lease_seconds=30)
-    assert await store.finish_job(mine[1].id, "w1")
-    held = await store.extend_leases([mine[0].id, mine[1].id, other.id], "w1", lease_seconds=30)
+        await store.accepting.accept_message(make_message(caller))
+    mine = await store.jobs.claim_jobs("w1", limit=2, lease_seconds=0.2)
+    [other] = await store.jobs.claim_jobs("w2", limit=1, lease_seconds=30)
+    assert await store.jobs.finish_job(mine[1].id, "w1")
+    held = await store.jobs.extend_leases([mine[0].id, mine[1].id, other.id], "w1", lease_seconds=30)
     assert held == {mine[0].id}  # done, and another owner's, are not extended
     deadline = time.monotonic() + 1.0  # well past the first lease of 0.2 s
     while time.monotonic() < deadline:
-        assert await store.claim_jobs("w3", limit=3, lease_seconds=30) == []
+        assert await store.jobs.claim_jobs("w3", limit=3, lease_seconds=30) == []
 
 
 async def _claim_all(store: Store, owner: str, claimed: list[tuple[str, int]]) -> None:
     while True:
-        jobs = await store.claim_jobs(owner, limit=7, lease_seconds=300)
+        jobs = await store.jobs.claim_jobs(owner, limit=7, lease_seconds=300)
         if not jobs:
             return
         for job in jobs:
             claimed.append((owner, job.id))
-            assert await store.finish_job(job.id, owner)
+            assert await store.jobs.finish_job(job.id, owner)
 
 
 @pytest.mark.parametrize("claimers", [4])
@@ -257,7 +274,7 @@ async def test_concurrent_claimers_never_share_a_job(
     store: Store, caller: Caller, claimers: int, backend: str, request: pytest.FixtureRequest
 ) -> None:
     messages = [make_message(caller, n) for n in range(400)]
-    await asyncio.gather(*(store.accept_message(m) for m in messages))
+    await asyncio.gather(*(store.accepting.accept_message(m) for m in messages))
     # each claimer is its own store: its own connections, as separate worker processes would have
     workers: list[Store] = []
     for _ in range(claimers):
@@ -294,7 +311,7 @@ async def test_sqlite_write_waits_for_another_process_without_blocking_the_loop(
         caller = await provision(store)
         message = make_message(caller)
         other.execute("BEGIN IMMEDIATE")
-        write = asyncio.create_task(store.accept_message(message))
+        write = asyncio.create_task(store.accepting.accept_message(message))
         for _ in range(5):  # the loop turns promptly while the write waits
             started = time.monotonic()
             await asyncio.sleep(0.01)
@@ -302,11 +319,11 @@ async def test_sqlite_write_waits_for_another_process_without_blocking_the_loop(
         assert not write.done()
         other.execute("ROLLBACK")
         await asyncio.wait_for(write, 10)
-        assert (await store.find_message(message.tracking_id)).state is MessageState.ACCEPTED
+        assert (await store.messages.find_message(message.tracking_id)).state is MessageState.ACCEPTED
         # and the next write takes the fast path again
         second = make_message(caller, 1)
-        await asyncio.wait_for(store.accept_message(second), 10)
-        assert (await store.find_message(second.tracking_id)).tracking_id == second.tracking_id
+        await asyncio.wait_for(store.accepting.accept_message(second), 10)
+        assert (await store.messages.find_message(second.tracking_id)).tracking_id == second.tracking_id
     finally:
         other.close()
         await store.close()
@@ -320,12 +337,12 @@ async def test_sqlite_write_cancelled_during_its_commit_leaves_the_store_usable(
     await store.open()
     try:
         for n in range(20):
-            first = asyncio.create_task(store.create_account(f"gone-{n}"))
+            first = asyncio.create_task(store.accounts.create_account(f"gone-{n}"))
             await asyncio.sleep(0)  # its statements ran on the loop; its commit is in the writer thread
             first.cancel()
-            second = await asyncio.wait_for(store.create_account(f"kept-{n}"), 10)
-            assert (await store.get_account(second.id)).name == f"kept-{n}"
-        names = {a.name for a in await store.list_accounts()}
+            second = await asyncio.wait_for(store.accounts.create_account(f"kept-{n}"), 10)
+            assert (await store.accounts.get_account(second.id)).name == f"kept-{n}"
+        names = {a.name for a in await store.accounts.list_accounts()}
         assert {f"kept-{n}" for n in range(20)} <= names
     finally:
         await store.close()
@@ -337,7 +354,7 @@ async def test_sqlite_claim_of_some_kinds_reads_due_jobs_in_index_order(tmp_path
     path = tmp_path / "plan.sqlite3"
     store = SqliteStore(path)
     await store.migrate()
-    sql = claim_statement("jobs", f" AND {store.unindexed('kind')} IN (?)", "")
+    sql = claim_statement("jobs", f" AND {store.db.unindexed('kind')} IN (?)", "")
     conn = sqlite3.connect(path)
     try:
         params = (1e12, "deliver", 10, 1e12, "deliver", 10, "w", 1.0, 1.0, 10)
@@ -388,10 +405,9 @@ async def test_postgres_changes_of_one_job_use_its_key_even_in_plans_made_on_an_
         "x",
         close_job=True,
         wake_job=True,
-        finish_job=(7, "w1"),
-        job=(8, "w1", 1.0),
+        jobs=(JobEffect(7, "w1"), JobEffect(8, "w1", 1.0)),
     )
-    unit = PostgresStore(pg_url)._step_unit(step, time.time())
+    unit = step_unit(step, time.time())
     assert unit is not None
     changes = [(sql, params) for sql, params in unit[1] if sql.startswith("UPDATE jobs")]
     assert len(changes) == 4

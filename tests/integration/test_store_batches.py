@@ -11,12 +11,14 @@ import time
 import pytest
 
 from mmsgate.core.codes import JobKind, MessageState, TemplateState
-from mmsgate.core.model import MediaKind, Part, Step, Template
+from mmsgate.core.model import JobEffect, MediaKind, Part, Step, Template
 from mmsgate.errors import StoreError
-from mmsgate.store.pg_units import FusedBatch
-from mmsgate.store.postgres import PostgresStore, _pg
-from mmsgate.store.rows import Unit, event_statement, part_statements
-from mmsgate.store.sql import SqlStore
+from mmsgate.store import Store
+from mmsgate.store.postgres import PostgresStore
+from mmsgate.store.postgres.database import _pg
+from mmsgate.store.postgres.units import FusedBatch
+from mmsgate.store.sql.lifecycle import step_unit
+from mmsgate.store.sql.rows import Unit, event_statement, part_statements
 from tests.conftest import Caller, provision
 from tests.integration.test_store import _sending, make_message
 from tests.integration.test_store_delivery import outgoing
@@ -24,34 +26,38 @@ from tests.integration.test_store_delivery import outgoing
 S = MessageState
 
 
-async def submitting(store: SqlStore, caller: Caller, n: int = 0) -> str:
+async def submitting(store: Store, caller: Caller, n: int = 0) -> str:
     message = make_message(caller, n)
-    await store.accept_message(message)
-    assert await store.media_ready(message.tracking_id, [], code=None, status="Ready", details="x", submitting="sbx")
+    await store.accepting.accept_message(message)
+    assert await store.lifecycle.media_ready(
+        message.tracking_id, [], code=None, status="Ready", details="x", submitting="sbx"
+    )
     return message.tracking_id
 
 
-def unit(store: SqlStore, step: Step) -> Unit:
-    made = store._step_unit(step, time.time())
+def unit(store: Store, step: Step) -> Unit:
+    made = step_unit(step, time.time())
     assert made is not None
     return Unit(*made)
 
 
-async def test_a_unit_whose_guard_holds_after_another_of_its_batch_holds(store: SqlStore, caller: Caller) -> None:
+async def test_a_unit_whose_guard_holds_after_another_of_its_batch_holds(store: Store, caller: Caller) -> None:
     tracking_id = await submitting(store, caller)
     sent = Step(tracking_id, S.SUBMITTED, "N101", "Sent", "taken", carrier_message_id="c-1", carrier="sbx")
     delivered = Step(tracking_id, S.DELIVERED, "N102", "Delivered", "delivered")
 
-    assert await store._apply_units([unit(store, sent), unit(store, delivered)]) == [True, True]
+    assert await store.db.apply_units([unit(store, sent), unit(store, delivered)]) == [True, True]
 
-    message = await store.find_message(tracking_id)
+    message = await store.messages.find_message(tracking_id)
     assert (message.state, message.carrier_message_id) == (S.DELIVERED, "c-1")
-    assert [e.code for e in await store.list_events(tracking_id)][-2:] == ["N101", "N102"]
+    assert [e.code for e in await store.messages.list_events(tracking_id)][-2:] == ["N101", "N102"]
 
 
-async def test_of_two_final_steps_of_one_message_in_a_batch_one_holds(store: SqlStore, caller: Caller) -> None:
+async def test_of_two_final_steps_of_one_message_in_a_batch_one_holds(store: Store, caller: Caller) -> None:
     tracking_id = await submitting(store, caller)
-    assert await store.advance(Step(tracking_id, S.SUBMITTED, "N101", "Sent", "taken", carrier_message_id="c-1"))
+    assert await store.lifecycle.advance(
+        Step(tracking_id, S.SUBMITTED, "N101", "Sent", "taken", carrier_message_id="c-1")
+    )
     delivered = Step(
         tracking_id, S.DELIVERED, "N102", "Delivered", "ok", postback=outgoing(caller.account_id, tracking_id, "N102")
     )
@@ -59,23 +65,23 @@ async def test_of_two_final_steps_of_one_message_in_a_batch_one_holds(store: Sql
         tracking_id, S.EXPIRED, "N103", "Expired", "late", postback=outgoing(caller.account_id, tracking_id, "N103")
     )
 
-    held = await store._apply_units([unit(store, delivered), unit(store, expired)])
+    held = await store.db.apply_units([unit(store, delivered), unit(store, expired)])
 
     assert sorted(bool(h) for h in held) == [False, True] and all(isinstance(h, bool) for h in held)
     winner, loser = (delivered, expired) if held[0] else (expired, delivered)
-    assert (await store.find_message(tracking_id)).state is winner.target
-    codes = [e.code for e in await store.list_events(tracking_id)]
+    assert (await store.messages.find_message(tracking_id)).state is winner.target
+    codes = [e.code for e in await store.messages.list_events(tracking_id)]
     assert (codes.count(winner.code), codes.count(loser.code)) == (1, 0)
-    assert [code for _, code, _, _ in await store.list_postbacks(tracking_id)] == [winner.code]
+    assert [code for _, code, _, _ in await store.messages.list_postbacks(tracking_id)] == [winner.code]
 
 
-async def test_units_of_many_messages_and_kinds_in_one_batch(store: SqlStore, caller: Caller) -> None:
+async def test_units_of_many_messages_and_kinds_in_one_batch(store: Store, caller: Caller) -> None:
     """Steps with and without postbacks, a guard that fails, a change without a guard and a unit that
     deletes (which PostgreSQL runs statement by statement) all in one batch."""
     tracking_ids = [await submitting(store, caller, n) for n in range(4)]
-    [job] = [j for j in await store.claim_jobs("w1", limit=10, lease_seconds=30) if j.ref == tracking_ids[0]]
+    [job] = [j for j in await store.jobs.claim_jobs("w1", limit=10, lease_seconds=30) if j.ref == tracking_ids[0]]
     template = Template(f"mms-{time.monotonic_ns()}", f"trk-{time.monotonic_ns()}", caller.account_id, "t", _sending())
-    await store.accept_template(template)
+    await store.accepting.accept_template(template)
     part = Part(template.mms_id, 1, 1, MediaKind.IMAGE, "image/jpeg", 10, "ab" * 32, "https://m.example/a.jpg")
     now = time.time()
     ready = Unit(
@@ -100,7 +106,7 @@ async def test_units_of_many_messages_and_kinds_in_one_batch(store: SqlStore, ca
                 carrier_message_id="c-0",
                 carrier="sbx",
                 postback=outgoing(caller.account_id, tracking_ids[0], "N101"),
-                job=(job.id, "w1", now + 3600),
+                jobs=(JobEffect(job.id, "w1", now + 3600),),
             ),
         ),
         unit(store, Step(tracking_ids[1], S.SUBMITTED, "N101", "Sent", "taken", carrier_message_id="c-1")),
@@ -110,25 +116,25 @@ async def test_units_of_many_messages_and_kinds_in_one_batch(store: SqlStore, ca
         unit(store, Step(tracking_ids[3], S.SUBMITTED, "N101", "Sent", "taken", carrier_message_id="c-3")),
     ]
 
-    assert await store._apply_units(units) == [True, True, False, True, True, True]
+    assert await store.db.apply_units(units) == [True, True, False, True, True, True]
 
-    states = [(await store.find_message(t)).state for t in tracking_ids]
+    states = [(await store.messages.find_message(t)).state for t in tracking_ids]
     assert states == [S.SUBMITTED, S.SUBMITTED, S.SUBMITTING, S.SUBMITTED]
-    assert [p[1] for p in await store.list_postbacks(tracking_ids[0])] == ["N101"]
-    assert await store.list_postbacks(tracking_ids[1]) == []
-    assert "N102" not in [e.code for e in await store.list_events(tracking_ids[2])]
-    assert await store.get_value("batch") == "yes"
-    assert (await store.find_template(template.mms_id)).state is TemplateState.READY
-    assert [p.sha256 for p in await store.list_parts(template.mms_id)] == ["ab" * 32]
+    assert [p[1] for p in await store.messages.list_postbacks(tracking_ids[0])] == ["N101"]
+    assert await store.messages.list_postbacks(tracking_ids[1]) == []
+    assert "N102" not in [e.code for e in await store.messages.list_events(tracking_ids[2])]
+    assert await store.values.get_value("batch") == "yes"
+    assert (await store.messages.find_template(template.mms_id)).state is TemplateState.READY
+    assert [p.sha256 for p in await store.messages.list_parts(template.mms_id)] == ["ab" * 32]
     # the deliver job of the first message waits for its report, released by the step's write
-    assert await store.claim_jobs("w2", limit=10, lease_seconds=30, kinds=[JobKind.DELIVER]) == []
+    assert await store.jobs.claim_jobs("w2", limit=10, lease_seconds=30, kinds=[JobKind.DELIVER]) == []
 
 
 @pytest.mark.parametrize("count", [1, 40])
-async def test_the_events_of_each_unit_keep_their_order(store: SqlStore, caller: Caller, count: int) -> None:
+async def test_the_events_of_each_unit_keep_their_order(store: Store, caller: Caller, count: int) -> None:
     messages = [make_message(caller, n) for n in range(count)]
     for message in messages:
-        await store.accept_message(message)
+        await store.accepting.accept_message(message)
     now = time.time()
     guard = "UPDATE messages SET state = ?, updated_at = ? WHERE tracking_id = ? AND state = ? RETURNING tracking_id"
     units = [
@@ -142,10 +148,10 @@ async def test_the_events_of_each_unit_keep_their_order(store: SqlStore, caller:
         for n, m in enumerate(messages)
     ]
 
-    assert await store._apply_units(units) == [True] * len(units)
+    assert await store.db.apply_units(units) == [True] * len(units)
 
     for n, message in enumerate(messages):
-        statuses = [e.status for e in await store.list_events(message.tracking_id)]
+        statuses = [e.status for e in await store.messages.list_events(message.tracking_id)]
         assert statuses[-2:] == [f"first {n}", f"second {n}"]
 
 
@@ -159,7 +165,7 @@ async def test_postgres_batches_look_rows_up_by_key_in_plans_made_on_empty_table
     try:
         caller = await provision(store)
         tracking_id = await submitting(store, caller)
-        [job] = await store.claim_jobs("w1", limit=10, lease_seconds=30)
+        [job] = await store.jobs.claim_jobs("w1", limit=10, lease_seconds=30)
         now = time.time()
         steps = [
             Step(
@@ -171,7 +177,7 @@ async def test_postgres_batches_look_rows_up_by_key_in_plans_made_on_empty_table
                 carrier_message_id="c-1",
                 carrier="sbx",
                 postback=outgoing(caller.account_id, tracking_id, "N101"),
-                job=(job.id, "w1", now + 3600),
+                jobs=(JobEffect(job.id, "w1", now + 3600),),
             ),
             Step(
                 tracking_id,
@@ -181,7 +187,7 @@ async def test_postgres_batches_look_rows_up_by_key_in_plans_made_on_empty_table
                 "ok",
                 postback=outgoing(caller.account_id, tracking_id, "N102"),
                 close_job=True,
-                finish_job=(job.id + 1, "w1"),
+                jobs=(JobEffect(job.id + 1, "w1"),),
             ),
         ]
         units = [unit(store, step) for step in steps]
@@ -193,12 +199,12 @@ async def test_postgres_batches_look_rows_up_by_key_in_plans_made_on_empty_table
             [],
         )
         plans: list[str] = []
-        async with store._require_sessions().units.session() as conn:
+        async with store.db._require_sessions().units.session() as conn:
             for batch_units in (units, [attempted]):
                 for sql in {s for u in batch_units for s, _ in ([u.guard] if u.guard else []) + list(u.then)}:
                     prepared = await conn.prepare(_pg(sql))
-                    store._parameter_types[sql] = tuple(t.name for t in prepared.get_parameters())
-                batch = FusedBatch(batch_units, store._parameter_types.__getitem__)
+                    store.db._parameter_types[sql] = tuple(t.name for t in prepared.get_parameters())
+                batch = FusedBatch(batch_units, store.db._parameter_types.__getitem__)
                 types = [t.name for t in (await conn.prepare(batch.statement)).get_parameters()]
                 literals = [
                     await conn.fetchval(f"SELECT quote_nullable($1::{kind}::text)", value)
@@ -229,16 +235,16 @@ async def test_postgres_a_failure_after_the_batch_statement_is_its_units_own(pg_
             None,
             [("DELETE FROM parts WHERE owner_id = ?", ("nobody",)), ("INSERT INTO accounts (id) VALUES (?)", ("x",))],
         )
-        results = await store._apply_units([kept, failing])
+        results = await store.db.apply_units([kept, failing])
         assert results[0] is True
         assert isinstance(results[1], StoreError) and "refused" in str(results[1])
-        assert await store.get_value("batch") == "once"
+        assert await store.values.get_value("batch") == "once"
         # through the group committer, the failing unit's caller alone gets the error
         other = Unit(None, [("INSERT INTO gateway_values (name, value) VALUES (?, ?)", ("other", "v"))])
         outcomes = await asyncio.gather(
-            store._unit(other.guard, *other.then), store._unit(failing.guard, *failing.then), return_exceptions=True
+            store.db.unit(other.guard, *other.then), store.db.unit(failing.guard, *failing.then), return_exceptions=True
         )
         assert outcomes[0] is True and isinstance(outcomes[1], StoreError)
-        assert await store.get_value("other") == "v"
+        assert await store.values.get_value("other") == "v"
     finally:
         await store.close()

@@ -7,9 +7,9 @@ import time
 from datetime import datetime
 
 from mmsgate.core.codes import JobKind
-from mmsgate.core.model import Job
-from mmsgate.jobs.worker import Settled, Worker
-from mmsgate.store.base import Store
+from mmsgate.core.model import Job, Settled
+from mmsgate.jobs.worker import Worker
+from mmsgate.store import Store
 from tests.conftest import Caller
 from tests.integration.test_store import make_message
 
@@ -31,19 +31,19 @@ class Slow:
 
 
 async def test_a_job_running_longer_than_its_lease_keeps_it(store: Store, caller: Caller) -> None:
-    await store.accept_message(make_message(caller))
+    await store.accepting.accept_message(make_message(caller))
     handler = Slow()
-    worker = Worker(store, {JobKind.DELIVER: handler}, lease_seconds=0.6, idle_wait=0.05)
+    worker = Worker(store.jobs, {JobKind.DELIVER: handler}, lease_seconds=0.6, idle_wait=0.05)
     task = asyncio.create_task(worker.run())
     try:
         await asyncio.wait_for(handler.started.wait(), timeout=10)
         deadline = time.monotonic() + 2.0  # more than three leases
         while time.monotonic() < deadline:
-            assert await store.claim_jobs("other-worker", limit=1, lease_seconds=30) == []
+            assert await store.jobs.claim_jobs("other-worker", limit=1, lease_seconds=30) == []
         handler.finish.set()
     finally:
         await worker.stop()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-    assert await store.claim_jobs("other-worker", limit=1, lease_seconds=30) == []  # done, not released
+    assert await store.jobs.claim_jobs("other-worker", limit=1, lease_seconds=30) == []  # done, not released
     assert not [t for t in asyncio.all_tasks() if t.get_name() == "job-leases" and not t.done()]

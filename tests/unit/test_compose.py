@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from lxml import etree  # lxml ships no type information
 
-from mmsgate.core.compose import TEXT_CONTENT_TYPE, Mms, compose
+from mmsgate.core.compose import compose
+from mmsgate.core.mms import TEXT_CONTENT_TYPE, Mms
 from mmsgate.core.model import Media, MediaKind, Message, Part, Sending, Slide
 
 ALLOWED = {"smil", "head", "layout", "root-layout", "region", "body", "par", "img", "video", "text", "audio"}

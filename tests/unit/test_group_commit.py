@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from mmsgate.store.group import GroupCommitter
+from mmsgate.store.sql.group import GroupCommitter
 from tests.waiting import eventually
 
 

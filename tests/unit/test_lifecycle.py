@@ -6,8 +6,8 @@ import pytest
 
 from mmsgate.core import lifecycle
 from mmsgate.core.codes import EventCode, MessageState
+from mmsgate.delivery.templates import message_failure
 from mmsgate.errors import MediaError
-from mmsgate.jobs.pipeline import message_failure
 
 S = MessageState
 NON_FINAL = [state for state in MessageState if state not in lifecycle.FINAL]

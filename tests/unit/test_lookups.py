@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from mmsgate.store.lookups import Lookups
+from mmsgate.store.postgres.lookups import Lookups
 
 
 class Source:

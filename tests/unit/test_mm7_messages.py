@@ -34,7 +34,8 @@ from mmsgate.carriers.mm7.records import (
     SubmitRsp,
 )
 from mmsgate.carriers.mm7.status import DEFAULT_VERSION, VERSIONS, Mm7Status, Outcome, classify, namespace, status_text
-from mmsgate.core.compose import Mms, MmsPart, compose
+from mmsgate.core.compose import compose
+from mmsgate.core.mms import Mms, MmsPart
 from mmsgate.core.model import Media, MediaKind, Message, Part, Sending, Slide
 from tests.mm7_mmsc import (
     SubmitReq,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from mmsgate.store.pg_units import FusedBatch, fused_statement, fusible, set_form
-from mmsgate.store.rows import Unit
+from mmsgate.store.postgres.units import FusedBatch, fused_statement, fusible, set_form
+from mmsgate.store.sql.rows import Unit
 
 GUARD = "UPDATE jobs SET state = 'done', updated_at = ? WHERE id = ? AND lease_owner = ? AND state = ? RETURNING id"
 EVENT = (

@@ -9,6 +9,7 @@ from typing import Any, cast
 
 import pytest
 
+from mmsgate.common.cache import AccountSettings
 from mmsgate.core.codes import EventCode
 from mmsgate.core.model import Message, Sending, Template
 from mmsgate.postbacks import sign
@@ -23,7 +24,6 @@ from mmsgate.postbacks.receive import (
     parse,
     receive,
 )
-from mmsgate.store.base import Store
 
 SECRET = "pbs_test-secret"
 TRACKING = "01a211ea-0aa6-7658-8cac-1e26a82b324e"
@@ -275,7 +275,7 @@ def test_a_signed_body_that_is_not_a_postback_is_a_postback_error_not_a_signatur
 
 
 class OneTarget:
-    """Just enough of a store for the builder: every account posts to one URL."""
+    """Just enough of the account settings for the builder: every account posts to one URL."""
 
     async def postback_target(self, account_id: str, service_id: str | None) -> str:
         return "https://receiver.example.com/postbacks"
@@ -294,7 +294,7 @@ def sending(client_reference: str | None) -> Sending:
 
 
 async def test_what_the_gateway_builds_is_read_back() -> None:
-    builder = PostbackBuilder(cast(Store, OneTarget()))
+    builder = PostbackBuilder(cast(AccountSettings, OneTarget()))
     message = Message(
         tracking_id=TRACKING,
         account_id="acc",

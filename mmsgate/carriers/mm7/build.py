@@ -17,10 +17,10 @@ from typing import Any, Literal
 
 from lxml import etree  # lxml ships no type information
 
-from mmsgate.carriers.mm7.mime import CONTENT_START, _content, _with_content
+from mmsgate.carriers.mm7.mime import CONTENT_START, content_entity, with_content
 from mmsgate.carriers.mm7.records import Address, Mm7Part
 from mmsgate.carriers.mm7.status import SOAP_ENV_NS, VERSIONS, Mm7Status, namespace, status_text
-from mmsgate.core.compose import MmsPart
+from mmsgate.core.mms import MmsPart
 
 _XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\r\n'
 _XML_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -136,10 +136,10 @@ def build_submit_req(
     if subject and (safe := _xml_safe(subject)):
         doc.add(req, "Subject", safe)
     doc.content(req, allow_adaptations)
-    content_type, content = _content(
+    content_type, content = content_entity(
         smil, [Mm7Part(p.content_type, data, p.content_id, p.location) for p, data in parts], binary
     )
-    return _with_content(doc.xml(), content_type, content)
+    return with_content(doc.xml(), content_type, content)
 
 
 def build_response(

@@ -14,8 +14,6 @@ import asyncio
 import base64
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 
@@ -23,99 +21,16 @@ from mmsgate.carriers.base import Carrier, CarrierSink, SubmitResult
 from mmsgate.carriers.mm7.build import build_submit_req
 from mmsgate.carriers.mm7.parse import parse_submit_response
 from mmsgate.carriers.mm7.records import Mm7Fault, Mm7ParseError
-from mmsgate.carriers.mm7.status import DEFAULT_VERSION, VERSIONS, Outcome, classify
-from mmsgate.core.compose import Mms
-from mmsgate.core.model import Connection
-from mmsgate.core.passwords import hash_password
-from mmsgate.delivery.throttle import SendLimiter
-from mmsgate.errors import CarrierBusy, CarrierError, CarrierRejected, ConfigError
-from mmsgate.media.blobs import BlobStore
-from mmsgate.store.base import Store
+from mmsgate.carriers.mm7.settings import Mm7Connection
+from mmsgate.carriers.mm7.status import Outcome, classify
+from mmsgate.core.mms import Mms
+from mmsgate.core.roles import Blobs
+from mmsgate.errors import CarrierBusy, CarrierError, CarrierRejected
 
-MM7 = "mm7"
 log = logging.getLogger("mmsgate.mm7")
 
 MAX_ANSWER_BYTES = 1024 * 1024
 """The largest answer read from an MMSC (a SubmitRsp is a few hundred bytes)."""
-
-
-def mm7_config(
-    *,
-    url: str,
-    vasp_id: str,
-    vas_id: str,
-    username: str | None = None,
-    password: str | None = None,
-    version: str = DEFAULT_VERSION,
-    tps: int = 0,
-    max_size: int = 0,
-    route_prefixes: tuple[str, ...] = (),
-    inbound_username: str | None = None,
-    inbound_password: str | None = None,
-    soap_action: str = "",
-    timeout: float = 30.0,
-) -> dict[str, Any]:
-    """An MM7 connection's settings, checked; the inbound password is kept only as a hash."""
-    if not url.startswith(("http://", "https://")):
-        raise ConfigError(f"the MMSC URL must be http:// or https://, not {url!r}")
-    if version not in VERSIONS:
-        raise ConfigError(f"unknown MM7 version {version!r}: one of {', '.join(VERSIONS)}")
-    if not vasp_id or not vas_id:
-        raise ConfigError("--vasp-id and --vas-id are required")
-    if (username is None) != (password is None):
-        raise ConfigError("give both --username and --password, or neither")
-    if (inbound_username is None) != (inbound_password is None):
-        raise ConfigError("give both --inbound-username and --inbound-password, or neither")
-    if tps < 0 or max_size < 0 or timeout <= 0:
-        raise ConfigError("tps and max-size must be 0 (no limit) or more, and the timeout positive")
-    for prefix in route_prefixes:
-        if not prefix.isdigit():
-            raise ConfigError(f"route prefix {prefix!r} is not digits (numbers are stored without '+')")
-    return {
-        "url": url,
-        "vasp_id": vasp_id,
-        "vas_id": vas_id,
-        "username": username,
-        "password": password,
-        "version": version,
-        "tps": tps,
-        "max_size": max_size,
-        "route_prefixes": list(route_prefixes),
-        "inbound_username": inbound_username,
-        "inbound_password_hash": hash_password(inbound_password) if inbound_password is not None else None,
-        "soap_action": soap_action,
-        "timeout": timeout,
-    }
-
-
-@dataclass(frozen=True, slots=True)
-class Mm7Settings:
-    name: str
-    url: str
-    vasp_id: str
-    vas_id: str
-    username: str | None = None
-    password: str | None = None
-    version: str = DEFAULT_VERSION
-    max_size: int = 0
-    soap_action: str = ""
-    timeout: float = 30.0
-
-    @classmethod
-    def of(cls, connection: Connection) -> Mm7Settings:
-        c = connection.config
-        return cls(
-            name=connection.name,
-            url=str(c["url"]),
-            vasp_id=str(c["vasp_id"]),
-            vas_id=str(c["vas_id"]),
-            username=c.get("username"),
-            password=c.get("password"),
-            version=str(c.get("version", DEFAULT_VERSION)),
-            max_size=int(c.get("max_size", 0)),
-            soap_action=str(c.get("soap_action", "")),
-            timeout=float(c.get("timeout", 30.0)),
-        )
 
 
 def is_short_code(number: str) -> bool:
@@ -124,10 +39,17 @@ def is_short_code(number: str) -> bool:
 
 
 class Mm7Carrier(Carrier):
+    """Submits over the MM7 connection ``name``."""
+
     def __init__(
-        self, settings: Mm7Settings, blobs: BlobStore, *, limiter: Callable[[], Awaitable[None]] | None = None
+        self,
+        name: str,
+        settings: Mm7Connection,
+        blobs: Blobs,
+        *,
+        limiter: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        self.name = settings.name
+        self.name = name
         self.settings = settings
         self.blobs = blobs
         self.limiter = limiter
@@ -153,7 +75,7 @@ class Mm7Carrier(Carrier):
         s = self.settings
         if s.max_size and mms.size > s.max_size:
             raise CarrierRejected(
-                "size", f"the MMS is {mms.size} bytes; connection {s.name} takes at most {s.max_size}"
+                "size", f"the MMS is {mms.size} bytes; connection {self.name} takes at most {s.max_size}"
             )
         parts = [(p, p.data if p.data is not None else await self._bytes(p.sha256 or "")) for p in mms.parts]
         body, content_type = build_submit_req(
@@ -192,7 +114,9 @@ class Mm7Carrier(Carrier):
                 definite=False,
             ) from exc
         if status in (401, 403):
-            raise CarrierError(str(status), f"{s.url} refused the credentials of connection {s.name} (HTTP {status})")
+            raise CarrierError(
+                str(status), f"{s.url} refused the credentials of connection {self.name} (HTTP {status})"
+            )
         try:
             parsed = parse_submit_response(data, answer_type)
         except Mm7ParseError as exc:
@@ -232,9 +156,3 @@ class Mm7Carrier(Carrier):
         if self._session is not None:
             await self._session.close()
             self._session = None
-
-
-def create_mm7_carrier(connection: Connection, store: Store, blobs: BlobStore) -> Mm7Carrier:
-    tps = int(connection.config.get("tps", 0))
-    limiter = SendLimiter(store, f"mm7:{connection.name}", tps).acquire if tps > 0 else None
-    return Mm7Carrier(Mm7Settings.of(connection), blobs, limiter=limiter)

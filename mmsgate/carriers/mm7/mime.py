@@ -26,7 +26,7 @@ from email.message import Message
 from email.parser import BytesParser
 
 from mmsgate.carriers.mm7.records import Mm7ParseError, Mm7Part
-from mmsgate.core.compose import SMIL_CONTENT_ID, SMIL_CONTENT_TYPE
+from mmsgate.core.mms import SMIL_CONTENT_ID, SMIL_CONTENT_TYPE
 
 SOAP_START = "soap-start"
 """Content-ID of the SOAP part of a request the gateway builds (the ``start`` of the outer multipart)."""
@@ -80,7 +80,7 @@ def _media(part: Mm7Part, binary: bool) -> bytes:
     return _entity(headers, _CRLF.join(encoded[i : i + 76] for i in range(0, len(encoded), 76)))
 
 
-def _content(smil: str | None, parts: Sequence[Mm7Part], binary: bool) -> tuple[str, bytes]:
+def content_entity(smil: str | None, parts: Sequence[Mm7Part], binary: bool) -> tuple[str, bytes]:
     """(Content-Type, body) of the MM content: multipart/related led by the SMIL, or multipart/mixed without."""
     ids = [p.content_id for p in parts if p.content_id is not None]
     if smil is not None:
@@ -96,7 +96,7 @@ def _content(smil: str | None, parts: Sequence[Mm7Part], binary: bool) -> tuple[
     return f'multipart/related; type="{SMIL_CONTENT_TYPE}"; start="<{SMIL_CONTENT_ID}>"; boundary="{boundary}"', body
 
 
-def _with_content(xml: bytes, content_type: str, content: bytes) -> tuple[bytes, str]:
+def with_content(xml: bytes, content_type: str, content: bytes) -> tuple[bytes, str]:
     soap = _entity(
         [
             ("Content-Type", "text/xml; charset=utf-8"),
@@ -116,7 +116,7 @@ _XML_TYPES = frozenset({"text/xml", "application/xml", "application/soap+xml"})
 _MAX_DEPTH = 4
 
 
-def _bare_id(value: str | None) -> str | None:
+def bare_id(value: str | None) -> str | None:
     """A Content-ID or start parameter without its angle brackets."""
     if value is None:
         return None
@@ -126,7 +126,7 @@ def _bare_id(value: str | None) -> str | None:
     return value or None
 
 
-def _header(part: Message, name: str) -> str | None:
+def part_header(part: Message, name: str) -> str | None:
     value = part.get(name)
     return None if value is None else " ".join(str(value).split())
 
@@ -139,7 +139,7 @@ def _content_type_header(content_type: str | None) -> Message | None:
     return holder
 
 
-def _param(header: Message, name: str) -> str | None:
+def header_param(header: Message, name: str) -> str | None:
     value = header.get_param(name)
     if isinstance(value, tuple):  # RFC 2231 (charset, language, value)
         value = value[2]
@@ -169,7 +169,7 @@ def _payload(part: Message) -> bytes:
     return data
 
 
-def _split(body: bytes, content_type: str | None) -> tuple[bytes, tuple[Message, ...]]:
+def split_parts(body: bytes, content_type: str | None) -> tuple[bytes, tuple[Message, ...]]:
     """(the SOAP XML, the other top-level parts) of an HTTP body."""
     if not body.strip():
         raise Mm7ParseError("the body is empty")
@@ -179,8 +179,8 @@ def _split(body: bytes, content_type: str | None) -> tuple[bytes, tuple[Message,
     start: str | None = None
     boundary: str | None = None
     if header is not None and header.get_content_maintype() == "multipart":
-        start = _bare_id(_param(header, "start"))
-        boundary = _param(header, "boundary")
+        start = bare_id(header_param(header, "start"))
+        boundary = header_param(header, "boundary")
     # the declared boundary, else (none declared, or it is not in the body) the one the body starts with
     boundaries = [b for b in dict.fromkeys((boundary, _boundary_from_body(body))) if b]
     if not boundaries:
@@ -201,7 +201,7 @@ def _split(body: bytes, content_type: str | None) -> tuple[bytes, tuple[Message,
 def _soap_part(parts: Sequence[Message], start: str | None) -> Message:
     if start is not None:
         for part in parts:
-            if _bare_id(_header(part, "Content-ID")) == start:
+            if bare_id(part_header(part, "Content-ID")) == start:
                 return part
     for part in parts:
         if part.get_content_type() in _XML_TYPES:
@@ -217,18 +217,18 @@ def _subparts(part: Message) -> list[Message]:
     return [p for p in payload if isinstance(p, Message)] if isinstance(payload, list) else []
 
 
-def _leaves(part: Message, depth: int = 0) -> list[Message]:
+def leaves(part: Message, depth: int = 0) -> list[Message]:
     if not part.is_multipart():
         return [part]
     if depth >= _MAX_DEPTH:
         raise Mm7ParseError("the content is nested too deeply")
-    return [leaf for sub in _subparts(part) for leaf in _leaves(sub, depth + 1)]
+    return [leaf for sub in _subparts(part) for leaf in leaves(sub, depth + 1)]
 
 
-def _mm7_part(part: Message) -> Mm7Part:
+def mm7_part(part: Message) -> Mm7Part:
     return Mm7Part(
-        content_type=_header(part, "Content-Type") or "text/plain",
+        content_type=part_header(part, "Content-Type") or "text/plain",
         data=_payload(part),
-        content_id=_bare_id(_header(part, "Content-ID")),
-        location=_header(part, "Content-Location"),
+        content_id=bare_id(part_header(part, "Content-ID")),
+        location=part_header(part, "Content-Location"),
     )

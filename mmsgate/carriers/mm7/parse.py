@@ -22,7 +22,7 @@ from typing import Any
 
 from lxml import etree  # lxml ships no type information
 
-from mmsgate.carriers.mm7.mime import _bare_id, _header, _leaves, _mm7_part, _param, _split
+from mmsgate.carriers.mm7.mime import bare_id, header_param, leaves, mm7_part, part_header, split_parts
 from mmsgate.carriers.mm7.records import (
     DeliverReq,
     DeliveryReportReq,
@@ -183,7 +183,7 @@ def _xml(data: bytes) -> Any:
 
 def _envelope(body: bytes, content_type: str | None) -> _Envelope:
     try:
-        xml, attachments = _split(body, content_type)
+        xml, attachments = split_parts(body, content_type)
         root = _xml(xml)
     except Mm7ParseError:
         raise
@@ -210,7 +210,7 @@ def _href_candidates(href: str) -> set[str]:
     href = href.strip()
     ids = {href, urllib.parse.unquote(href)}
     ids |= {i[4:] for i in ids if i[:4].lower() == "cid:"}
-    return {b for i in ids if (b := _bare_id(i)) is not None}
+    return {b for i in ids if (b := bare_id(i)) is not None}
 
 
 def _content_entity(envelope: _Envelope) -> list[Message]:
@@ -223,7 +223,7 @@ def _content_entity(envelope: _Envelope) -> list[Message]:
         wanted = _href_candidates(href)
         for header in ("Content-ID", "Content-Location"):
             for part in attachments:
-                if _bare_id(_header(part, header)) in wanted:
+                if bare_id(part_header(part, header)) in wanted:
                     return [part]
     return list(attachments)
 
@@ -233,9 +233,9 @@ def _content_parts(envelope: _Envelope) -> tuple[list[Mm7Part], str | None]:
     entities = _content_entity(envelope)
     start = None
     if len(entities) == 1 and entities[0].get_content_maintype() == "multipart":
-        start = _bare_id(_param(entities[0], "start"))
+        start = bare_id(header_param(entities[0], "start"))
     try:
-        return [_mm7_part(leaf) for entity in entities for leaf in _leaves(entity)], start
+        return [mm7_part(leaf) for entity in entities for leaf in leaves(entity)], start
     except Mm7ParseError:
         raise
     except _PARSE_FAILURES as exc:

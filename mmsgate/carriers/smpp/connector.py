@@ -27,10 +27,10 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal
 
 from aiosmpplib import BindReceiver, BindTransceiver, BindTransmitter, SmppDataCoding, SubmitSm, Unbind
 
+from mmsgate.carriers.base import Sms, SmsConnector, SmsSink, SmsSubmitResult
 from mmsgate.carriers.smpp.encoding import Segment, encode_sms
 from mmsgate.carriers.smpp.link import BindKind, Link, Lost, NotSent
 from mmsgate.carriers.smpp.pdus import (
@@ -47,8 +47,9 @@ from mmsgate.carriers.smpp.pdus import (
     validity_period,
 )
 from mmsgate.carriers.smpp.receiving import Receiver
-from mmsgate.errors import CarrierBusy, CarrierError, CarrierRejected, ConfigError
-from mmsgate.sms.base import Sms, SmsConnector, SmsSink, SmsSubmitResult, normalise_id
+from mmsgate.carriers.smpp.settings import SmppConnection
+from mmsgate.core.records import normalise_id
+from mmsgate.errors import CarrierBusy, CarrierError, CarrierRejected
 
 log = logging.getLogger("mmsgate.smpp")
 
@@ -60,18 +61,9 @@ _STEADY_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
-class SmppSettings:
-    """One SMSC connection. ``bind``: one transceiver bind, or a transmitter and a receiver ("pair")."""
+class SmppTiming:
+    """How a connector paces itself (not stored with a connection: its defaults suit SMSCs)."""
 
-    name: str
-    host: str
-    port: int
-    system_id: str
-    password: str
-    system_type: str = ""
-    bind: Literal["transceiver", "pair"] = "transceiver"
-    window: int = 10
-    """submit_sm PDUs outstanding at most (per connector)."""
     enquire_link_interval: float = 30.0
     response_timeout: float = 10.0
     reconnect_min: float = 0.5
@@ -109,15 +101,19 @@ class _Throttle:
 
 
 class SmppConnector(SmsConnector):
-    def __init__(self, settings: SmppSettings, *, limiter: Callable[[], Awaitable[None]] | None = None) -> None:
-        if not settings.system_id or len(settings.system_id) > 15:
-            raise ConfigError("system_id must be 1 to 15 characters (SMPP 3.4)")
-        if len(settings.password) > 8 or len(settings.system_type) > 12:
-            raise ConfigError("the password must be at most 8 characters, system_type at most 12 (SMPP 3.4)")
-        if settings.bind not in ("transceiver", "pair") or settings.window < 1:
-            raise ConfigError("bind must be transceiver or pair, and window at least 1")
-        self.name = settings.name
+    """One SMPP connection named ``name``; ``settings`` were checked when they were built."""
+
+    def __init__(
+        self,
+        name: str,
+        settings: SmppConnection,
+        *,
+        timing: SmppTiming | None = None,
+        limiter: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.name = name
         self.settings = settings
+        self.timing = timing or SmppTiming()
         self._limiter = limiter
         self._links: list[Link] = []
         self._bound = asyncio.Event()
@@ -127,7 +123,7 @@ class SmppConnector(SmsConnector):
         self._reference = random.randrange(256)
         self._runner: asyncio.Task[None] | None = None
         self._first_bind: asyncio.Future[None] | None = None
-        self._receiver = Receiver(settings.name)
+        self._receiver = Receiver(name)
 
     @property
     def is_bound(self) -> bool:
@@ -166,8 +162,8 @@ class SmppConnector(SmsConnector):
         return links
 
     async def _bind(self, kind: BindKind) -> Link:
-        s = self.settings
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(s.host, s.port), s.response_timeout)
+        s, timing = self.settings, self.timing
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(s.host, s.port), timing.response_timeout)
         link = Link(kind, reader, writer, self._receiver.on_deliver)
         pdu_class = {"transceiver": BindTransceiver, "transmitter": BindTransmitter, "receiver": BindReceiver}[kind]
 
@@ -178,7 +174,7 @@ class SmppConnector(SmsConnector):
             return bytes(bind.pdu())
 
         try:
-            status, _ = await link.request(build, s.response_timeout)
+            status, _ = await link.request(build, timing.response_timeout)
         except BaseException:
             link.close("bind did not complete")
             raise
@@ -186,13 +182,13 @@ class SmppConnector(SmsConnector):
             link.close("bind refused")
             raise _BindRefused(kind, status)
         link.bound_at = time.monotonic()
-        link.keep_alive(s.enquire_link_interval, s.response_timeout)
+        link.keep_alive(timing.enquire_link_interval, timing.response_timeout)
         return link
 
     async def _supervising(self) -> None:
         """Bind, watch the links, re-bind with back-off when one goes down, until closed."""
-        s = self.settings
-        delay = s.reconnect_min
+        s, timing = self.settings, self.timing
+        delay = timing.reconnect_min
         while not self._closing.is_set():
             try:
                 links = await self._bind_all()
@@ -230,11 +226,11 @@ class SmppConnector(SmsConnector):
                 if self._closing.is_set():
                     return
                 if time.monotonic() - min(link.bound_at for link in links) >= _STEADY_SECONDS:
-                    delay = s.reconnect_min
+                    delay = timing.reconnect_min
                 log.warning("SMPP %s: connection lost (%s); reconnecting in %.3g s", self.name, reason, delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closing.wait(), delay)
-            delay = min(delay * 2, s.reconnect_max)
+            delay = min(delay * 2, timing.reconnect_max)
 
     # --- submitting ----------------------------------------------------------------------------
 
@@ -262,7 +258,7 @@ class SmppConnector(SmsConnector):
         except ValueError as exc:
             raise CarrierRejected(status_code(RINVMSGLEN), f"ESME_RINVMSGLEN: {exc} (checked here)") from exc
         validity = validity_period(sms.expires_at)
-        throttle = _Throttle(self.settings.throttle_backoff, self.settings.throttle_budget)
+        throttle = _Throttle(self.timing.throttle_backoff, self.timing.throttle_budget)
         ids: list[str] = []
         for index, segment in enumerate(segments):
 
@@ -311,14 +307,14 @@ class SmppConnector(SmsConnector):
             if taken == 0:
                 raise CarrierBusy("not-bound", f"SMPP connection {self.name} is not bound ({self._state()})")
             try:
-                await asyncio.wait_for(self._bound.wait(), self.settings.response_timeout)
+                await asyncio.wait_for(self._bound.wait(), self.timing.response_timeout)
             except TimeoutError:
                 raise self._not_taken(
                     taken, "not-bound", f"SMPP connection {self.name} was not re-bound in time for {what}"
                 ) from None
 
     async def _submit_segment(self, build: Callable[[int], bytes], what: str, taken: int, throttle: _Throttle) -> str:
-        timeout = self.settings.response_timeout
+        timeout = self.timing.response_timeout
         faults = 0
         while True:
             await self._ready(taken, what)
@@ -373,7 +369,7 @@ class SmppConnector(SmsConnector):
                 faults += 1
                 log.warning("SMPP %s: %s for %s; trying once more", self.name, name, what)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._closing.wait(), self.settings.throttle_backoff)
+                    await asyncio.wait_for(self._closing.wait(), self.timing.throttle_backoff)
                 continue
             if status in RETRY_ONCE or status in BUSY:
                 raise self._not_taken(taken, status_code(status), f"{name}: the SMSC did not take {what}")

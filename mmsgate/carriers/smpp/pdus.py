@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from aiosmpplib import NPI, TON, PhoneNumber, SmppCommandStatus
 
 from mmsgate.carriers.smpp.encoding import concat_info
+from mmsgate.core.records import SmsReceipt, SmsStatus
 from mmsgate.errors import CarrierRejected
-from mmsgate.sms.base import SmsReceipt, SmsStatus
 
 log = logging.getLogger("mmsgate.smpp")
 

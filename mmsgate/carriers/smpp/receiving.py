@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from aiosmpplib import DeliverSmResp, SmppCommandStatus
 
+from mmsgate.carriers.base import InboundSms, SmsSink
 from mmsgate.carriers.smpp.encoding import decode_segment
 from mmsgate.carriers.smpp.link import Link, Lost, NotSent
 from mmsgate.carriers.smpp.pdus import (
@@ -29,7 +30,6 @@ from mmsgate.carriers.smpp.pdus import (
     parse_receipt,
     segment_info,
 )
-from mmsgate.sms.base import InboundSms, SmsSink
 
 log = logging.getLogger("mmsgate.smpp")
 

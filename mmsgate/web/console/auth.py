@@ -23,7 +23,7 @@ from starlette.responses import Response
 
 from mmsgate.core.model import utcnow
 from mmsgate.core.passwords import check_password, hash_password
-from mmsgate.store.base import Store
+from mmsgate.core.roles import ConsoleState
 
 SESSION_COOKIE = "mmsgate_console"
 LOGIN_COOKIE = "mmsgate_console_login"
@@ -41,18 +41,18 @@ def new_password() -> str:
     return secrets.token_urlsafe(18)
 
 
-async def set_password(store: Store, password: str, *, only_if_unset: bool = False) -> bool:
+async def set_password(console: ConsoleState, password: str, *, only_if_unset: bool = False) -> bool:
     """Store ``password`` hashed (every session ends); with ``only_if_unset``, only if there is none yet."""
     hashed = await asyncio.to_thread(hash_password, password)
-    return await store.set_console_password(hashed, only_if_unset=only_if_unset)
+    return await console.set_console_password(hashed, only_if_unset=only_if_unset)
 
 
-async def ensure_password(store: Store) -> str | None:
+async def ensure_password(console: ConsoleState) -> str | None:
     """At a first start: make a password and return it (to be shown once); None if there is one already."""
-    if await store.console_password_hash() is not None:
+    if await console.console_password_hash() is not None:
         return None
     password = new_password()
-    return password if await set_password(store, password, only_if_unset=True) else None
+    return password if await set_password(console, password, only_if_unset=True) else None
 
 
 def token_hash(token: str) -> str:
@@ -89,8 +89,8 @@ def _cookie(response: Response, request: Request, name: str, value: str, max_age
 class Sessions:
     """Logins, logouts and the session of a request."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, console: ConsoleState) -> None:
+        self.console = console
         self.throttle = LoginThrottle()
 
     async def current(self, request: Request) -> Session | None:
@@ -98,23 +98,23 @@ class Sessions:
         if not token or len(token) > 128:
             return None
         hashed = token_hash(token)
-        expires_at = await self.store.console_session(hashed, utcnow())
+        expires_at = await self.console.console_session(hashed, utcnow())
         return None if expires_at is None else Session(hashed, csrf_for(token), expires_at)
 
     async def password_matches(self, password: str) -> bool:
-        stored = await self.store.console_password_hash()
+        stored = await self.console.console_password_hash()
         if stored is None or not password:
             return False
         return await asyncio.to_thread(check_password, password, stored)
 
     async def start(self, request: Request, response: Response) -> None:
         token = secrets.token_urlsafe(32)
-        await self.store.create_console_session(token_hash(token), utcnow() + SESSION_LIFETIME)
+        await self.console.create_console_session(token_hash(token), utcnow() + SESSION_LIFETIME)
         _cookie(response, request, SESSION_COOKIE, token, int(SESSION_LIFETIME.total_seconds()))
         response.delete_cookie(LOGIN_COOKIE, path=COOKIE_PATH)
 
     async def end(self, session: Session, response: Response) -> None:
-        await self.store.end_console_session(session.token_hash)
+        await self.console.end_console_session(session.token_hash)
         response.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH)
 
     @staticmethod

@@ -18,8 +18,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
-from mmsgate.media.blobs import BlobStore
-from mmsgate.store.base import Store
+from mmsgate.core.roles import Accounts, Blobs, Numbers
 from mmsgate.web.console import pages
 from mmsgate.web.console.auth import Session
 
@@ -78,11 +77,12 @@ async def read_form(request: Request) -> FormData | Response:
 
 
 class Kit:
-    """The store, blobs and templates the page modules share, with the helpers they answer through."""
+    """The blobs, templates and account lists the page modules share, with the helpers they answer through."""
 
-    def __init__(self, store: Store, blobs: BlobStore) -> None:
-        self.store = store
+    def __init__(self, blobs: Blobs, accounts: Accounts, numbers: Numbers) -> None:
         self.blobs = blobs
+        self.accounts = accounts
+        self.numbers = numbers
         self.templates = environment()
 
     def render(self, name: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -116,6 +116,6 @@ class Kit:
     async def account_numbers(self) -> list[tuple[str, str, str]]:
         """Every account's numbers: (number, account id, account name)."""
         out: list[tuple[str, str, str]] = []
-        for account in await self.store.list_accounts():
-            out.extend((n.number, account.id, account.name) for n in await self.store.list_numbers(account.id))
+        for account in await self.accounts.list_accounts():
+            out.extend((n.number, account.id, account.name) for n in await self.numbers.list_numbers(account.id))
         return out

@@ -10,10 +10,11 @@ from starlette.responses import Response
 
 from mmsgate.contract import normalise_number
 from mmsgate.core.codes import ACCEPTED_DETAILS, MessageState
-from mmsgate.core.compose import extension_for
+from mmsgate.core.mms import extension_for
 from mmsgate.core.model import Event
+from mmsgate.core.records import MessageQuery
+from mmsgate.core.roles import ConsoleState, Messages
 from mmsgate.errors import NotFound
-from mmsgate.store.base import MessageQuery
 from mmsgate.web.console import pages
 from mmsgate.web.console.auth import Session
 from mmsgate.web.console.kit import Kit, plain
@@ -24,9 +25,10 @@ PAGE_SIZE = 50
 class MessagePages:
     """The message list, one message and the media of messages and templates."""
 
-    def __init__(self, kit: Kit) -> None:
+    def __init__(self, kit: Kit, console: ConsoleState, messages: Messages) -> None:
         self.kit = kit
-        self.store = kit.store
+        self.console = console
+        self.records = messages
 
     async def messages(self, request: Request, session: Session) -> Response:
         params = request.query_params
@@ -50,7 +52,7 @@ class MessagePages:
         query = MessageQuery(
             state=state or None, number=number, account_id=account or None, since=start, until=end, before=before
         )
-        rows = await self.store.console_messages(query, PAGE_SIZE + 1)
+        rows = await self.console.console_messages(query, PAGE_SIZE + 1)
         shown, more = rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
         given = {"state": state, "number": number_text, "account": account, "since": since, "until": until}
         filters = {k: v for k, v in given.items() if v}
@@ -64,7 +66,7 @@ class MessagePages:
             messages=shown,
             filters=filters,
             states=[s.value for s in MessageState],
-            accounts=await self.store.list_accounts(),
+            accounts=await self.kit.accounts.list_accounts(),
             next_url=next_url,
             first_url="/console/messages" + (f"?{urlencode(filters)}" if filters else ""),
             paged=before is not None,
@@ -74,16 +76,16 @@ class MessagePages:
     async def message(self, request: Request, session: Session) -> Response:
         tracking_id = request.path_params["tracking_id"]
         try:
-            message = await self.store.find_message(tracking_id)
+            message = await self.records.find_message(tracking_id)
         except NotFound:
             return self.kit.render("missing.html", 404, session=session, what=f"No message {tracking_id}.")
-        parts = await self.store.list_parts(tracking_id)
+        parts = await self.records.list_parts(tracking_id)
         events = [
             Event(None, "Accepted", ACCEPTED_DETAILS, message.created_at),
-            *await self.store.list_events(tracking_id),
+            *await self.records.list_events(tracking_id),
         ]
         try:
-            account_name = (await self.store.get_account(message.account_id)).name
+            account_name = (await self.kit.accounts.get_account(message.account_id)).name
         except NotFound:
             account_name = "(deleted)"
         return self.kit.render(
@@ -95,14 +97,14 @@ class MessagePages:
             request_json=pages.request_of(message),
             slides=pages.slide_views(tracking_id, message.sending.slides, parts),
             events=events,
-            postbacks=await self.store.console_postbacks(tracking_id),
-            segments=await self.store.sms_segments(tracking_id),
+            postbacks=await self.console.console_postbacks(tracking_id),
+            segments=await self.records.sms_segments(tracking_id),
         )
 
     async def media(self, request: Request, session: Session) -> Response:
         """A stored part of a message or template (``owner`` is its tracking id or mms id)."""
         owner, position = request.path_params["owner"], request.path_params["position"]
-        part = next((p for p in await self.store.list_parts(owner) if p.position == position), None)
+        part = next((p for p in await self.records.list_parts(owner) if p.position == position), None)
         if part is None:
             return plain("no such part\n", 404)
         name = f"part{part.position}.{extension_for(part.content_type)}"

@@ -13,8 +13,9 @@ from urllib.parse import quote
 import msgspec
 
 from mmsgate.core.codes import MessageState
-from mmsgate.core.compose import Mms, extension_for
-from mmsgate.core.model import Inbound, MediaKind, Message, Part, SandboxSms, Slide, iso, slides_to_wire
+from mmsgate.core.mms import Mms, extension_for
+from mmsgate.core.model import MediaKind, Message, Part, Slide, iso, slides_to_wire
+from mmsgate.core.records import Inbound, SandboxSms
 
 _mms = msgspec.json.Decoder(Mms)
 

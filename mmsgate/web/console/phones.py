@@ -10,23 +10,24 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mmsgate.carriers.base import InboundFile
-from mmsgate.carriers.sandbox import HandsetMms, send_from_handset
+from mmsgate.carriers.base import InboundFile, InboundSink
+from mmsgate.carriers.sandbox.carrier import HandsetMms, send_from_handset
+from mmsgate.carriers.sandbox.inbox import inbox_part
 from mmsgate.contract import normalise_number
-from mmsgate.core.model import Behaviour, Handset
-from mmsgate.delivery.inbound import InboundReceiver, InboundRefused
+from mmsgate.core.records import Behaviour, Handset
+from mmsgate.core.roles import SandboxState
+from mmsgate.errors import InboundRefused
 from mmsgate.web.console import pages
 from mmsgate.web.console.auth import Session
 from mmsgate.web.console.kit import COMMON_HEADERS, FILE_POLICY, Kit, plain, redirect
-from mmsgate.web.sandbox import inbox_part
 
 
 class PhonePages:
     """The virtual phones' pages; an MMS sent from a phone goes to the inbound receiver as a carrier's would."""
 
-    def __init__(self, kit: Kit, inbound: InboundReceiver) -> None:
+    def __init__(self, kit: Kit, sandbox: SandboxState, inbound: InboundSink) -> None:
         self.kit = kit
-        self.store = kit.store
+        self.sandbox = sandbox
         self.inbound = inbound
 
     async def phones(self, request: Request, session: Session) -> Response:
@@ -42,7 +43,7 @@ class PhonePages:
             400 if error else 200,
             section="phones",
             session=session,
-            handsets=await self.store.console_handsets(),
+            handsets=await self.sandbox.known_handsets(),
             error=error,
             wanted=wanted,
         )
@@ -51,9 +52,9 @@ class PhonePages:
         number = normalise_number(request.path_params["number"])
         if number is None:
             return self.kit.render("missing.html", 404, session=session, what="A phone number is digits only.")
-        inbox = await self.store.sandbox_inbox(number, 50)
-        sms = await self.store.sandbox_sms_inbox(number, 50)
-        sent = await self.store.console_sent_by(number, 50)
+        inbox = await self.sandbox.sandbox_inbox(number, 50)
+        sms = await self.sandbox.sandbox_sms_inbox(number, 50)
+        sent = await self.sandbox.sent_by(number, 50)
         texts: dict[str, bytes] = {}
         for inbound in sent:
             for part in inbound.parts:
@@ -76,7 +77,7 @@ class PhonePages:
             section="phones",
             session=session,
             number=number,
-            handset=await self.store.get_handset(number),
+            handset=await self.sandbox.get_handset(number),
             behaviours=[b.value for b in Behaviour],
             bubbles=bubbles[-60:],
             numbers=numbers,
@@ -97,7 +98,7 @@ class PhonePages:
             return await self.phone(request, session, error="Choose a behaviour and a delay in seconds.", status=400)
         if not 0 <= delay <= 86400:
             return await self.phone(request, session, error="The delay is 0 to 86400 seconds.", status=400)
-        await self.store.set_handset(Handset(number, behaviour, delay))
+        await self.sandbox.set_handset(Handset(number, behaviour, delay))
         return redirect(f"/console/phones/{number}")
 
     async def phone_send(self, request: Request, session: Session) -> Response:
@@ -125,7 +126,7 @@ class PhonePages:
 
     async def inbox_file(self, request: Request, session: Session) -> Response:
         number = normalise_number(request.path_params["number"]) or ""
-        part = await inbox_part(self.store, number, request.path_params["message"], request.path_params["location"])
+        part = await inbox_part(self.sandbox, number, request.path_params["message"], request.path_params["location"])
         if part is None:
             return plain("no such part in this phone's inbox\n", 404)
         if part.data is not None:
@@ -139,7 +140,7 @@ class PhonePages:
     async def sent_file(self, request: Request, session: Session) -> Response:
         number = normalise_number(request.path_params["number"]) or ""
         wanted, position = request.path_params["inbound"], request.path_params["position"]
-        for inbound in await self.store.console_sent_by(number, 200):
+        for inbound in await self.sandbox.sent_by(number, 200):
             if inbound.id == wanted:
                 part = next((p for p in inbound.parts if p.position == position), None)
                 if part is not None:

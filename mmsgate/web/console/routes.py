@@ -19,9 +19,8 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 from mmsgate.api.endpoint import Endpoint
-from mmsgate.delivery.inbound import InboundReceiver
-from mmsgate.media.blobs import BlobStore
-from mmsgate.store.base import Store
+from mmsgate.carriers.base import InboundSink
+from mmsgate.core.roles import Accounts, Blobs, ConsoleState, Messages, Numbers, SandboxState
 from mmsgate.web.console.auth import Sessions, same
 from mmsgate.web.console.kit import Handler, Kit, plain, read_form, redirect
 from mmsgate.web.console.login import LoginPages
@@ -32,28 +31,33 @@ from mmsgate.web.console.template_pages import TemplatePages
 
 
 class Console:
-    """The console's handlers over the gateway's store, API endpoint and inbound receiver."""
+    """The console's handlers over the roles they read, the API endpoint (test sends go through it) and the
+    inbound sink (MMS sent from a virtual phone)."""
 
     def __init__(
         self,
-        store: Store,
+        *,
+        console: ConsoleState,
+        messages: Messages,
+        accounts: Accounts,
+        numbers: Numbers,
+        sandbox: SandboxState,
         endpoint: Endpoint,
-        inbound: InboundReceiver,
-        blobs: BlobStore,
+        inbound: InboundSink,
+        blobs: Blobs,
         public_url: Callable[[], Awaitable[str]],
     ) -> None:
-        self.store = store
         self.endpoint = endpoint
         self.inbound = inbound
         self.blobs = blobs
         self.public_url = public_url
-        self.sessions = Sessions(store)
-        kit = Kit(store, blobs)
+        self.sessions = Sessions(console)
+        kit = Kit(blobs, accounts, numbers)
         self.login = LoginPages(kit, self.sessions)
-        self.messages = MessagePages(kit)
-        self.templates = TemplatePages(kit)
-        self.phones = PhonePages(kit, inbound)
-        self.send = SendPages(kit, endpoint, public_url)
+        self.messages = MessagePages(kit, console, messages)
+        self.templates = TemplatePages(kit, console, messages)
+        self.phones = PhonePages(kit, sandbox, inbound)
+        self.send = SendPages(kit, console, endpoint, public_url)
 
     def routes(self) -> Mount:
         """Everything under ``/console`` (a Mount: the console is pages for people, not part of the API

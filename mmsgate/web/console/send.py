@@ -23,8 +23,8 @@ from starlette.responses import FileResponse, Response
 
 from mmsgate.api.endpoint import Endpoint
 from mmsgate.core.model import Account, Campaign, MediaKind, utcnow
-from mmsgate.media.uploads import UPLOADS_PATH, upload_token_hash
-from mmsgate.store.base import ConsoleUpload
+from mmsgate.core.records import UPLOADS_PATH, ConsoleUpload, upload_token_hash
+from mmsgate.core.roles import ConsoleState
 from mmsgate.web.console import pages
 from mmsgate.web.console.auth import Session
 from mmsgate.web.console.kit import COMMON_HEADERS, FILE_POLICY, Kit, plain, redirect
@@ -36,19 +36,21 @@ SLIDES_IN_FORM = 3
 class SendPages:
     """The test-send form and the uploads it makes, over the API endpoint and the gateway's public URL."""
 
-    def __init__(self, kit: Kit, endpoint: Endpoint, public_url: Callable[[], Awaitable[str]]) -> None:
+    def __init__(
+        self, kit: Kit, console: ConsoleState, endpoint: Endpoint, public_url: Callable[[], Awaitable[str]]
+    ) -> None:
         self.kit = kit
-        self.store = kit.store
+        self.console = console
         self.endpoint = endpoint
         self.public_url = public_url
 
     async def _send_form(
         self, session: Session, *, values: dict[str, str], error: str = "", status: int = 200
     ) -> Response:
-        accounts = await self.store.list_accounts()
+        accounts = await self.kit.accounts.list_accounts()
         campaigns: list[tuple[Account, Campaign]] = []
         for account in accounts:
-            campaigns.extend((account, c) for c in await self.store.list_campaigns(account.id))
+            campaigns.extend((account, c) for c in await self.kit.numbers.list_campaigns(account.id))
         return self.kit.render(
             "send.html",
             status,
@@ -130,7 +132,7 @@ class SendPages:
         token = secrets.token_urlsafe(24)
         digest = await asyncio.to_thread(self.kit.blobs.put, data)
         now = utcnow()
-        await self.store.add_console_upload(
+        await self.console.add_console_upload(
             ConsoleUpload(
                 token_hash=upload_token_hash(token),
                 sha256=digest,
@@ -146,7 +148,7 @@ class SendPages:
     async def upload(self, request: Request) -> Response:
         """An uploaded file, by its token (no session: the media stage fetches it)."""
         token = request.path_params["token"]
-        found = await self.store.console_upload(upload_token_hash(token)) if len(token) <= 64 else None
+        found = await self.console.console_upload(upload_token_hash(token)) if len(token) <= 64 else None
         if found is None:
             return plain("no such upload\n", 404)
         if utcnow() >= found.expires_at:

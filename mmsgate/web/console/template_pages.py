@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from mmsgate.core.codes import TEMPLATE_ACCEPTED_DETAILS
 from mmsgate.core.model import Event
+from mmsgate.core.roles import ConsoleState, Messages
 from mmsgate.errors import NotFound
 from mmsgate.web.console import pages
 from mmsgate.web.console.auth import Session
@@ -20,9 +21,10 @@ from mmsgate.web.console.kit import Kit
 class TemplatePages:
     """The template list and one template."""
 
-    def __init__(self, kit: Kit) -> None:
+    def __init__(self, kit: Kit, console: ConsoleState, messages: Messages) -> None:
         self.kit = kit
-        self.store = kit.store
+        self.console = console
+        self.messages = messages
 
     async def template_list(self, request: Request, session: Session) -> Response:
         account = request.query_params.get("account", "").strip()
@@ -30,21 +32,21 @@ class TemplatePages:
             "templates.html",
             section="templates",
             session=session,
-            templates=await self.store.console_templates(account or None),
-            accounts=await self.store.list_accounts(),
+            templates=await self.console.console_templates(account or None),
+            accounts=await self.kit.accounts.list_accounts(),
             account=account,
         )
 
     async def template(self, request: Request, session: Session) -> Response:
         mms_id = request.path_params["mms_id"]
         try:
-            template = await self.store.find_template(mms_id)
+            template = await self.messages.find_template(mms_id)
         except NotFound:
             return self.kit.render("missing.html", 404, session=session, what=f"No template {mms_id}.")
-        parts = await self.store.list_parts(mms_id)
+        parts = await self.messages.list_parts(mms_id)
         events = [
             Event(None, "Processing", TEMPLATE_ACCEPTED_DETAILS, template.created_at),
-            *await self.store.list_events(mms_id),
+            *await self.messages.list_events(mms_id),
         ]
         return self.kit.render(
             "template.html",
@@ -54,5 +56,5 @@ class TemplatePages:
             slides=pages.slide_views(mms_id, template.sending.slides, parts),
             parts=parts,
             events=events,
-            postbacks=await self.store.console_postbacks(mms_id),
+            postbacks=await self.console.console_postbacks(mms_id),
         )
