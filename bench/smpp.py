@@ -1,17 +1,11 @@
 """SMPP benchmark: submits per second over one bind of the SMPP connector, with delivery receipts on.
 
-Against the test SMSC (tests/peers/smsc-sim.js on the npm ``smpp`` package, run with ``node``; quiet mode:
-no event per submit), on a free loopback port. For each window (default 10 and 50): a fresh connector
-(transceiver bind, under uvloop as the gateway runs), a warm-up, then N one-part GSM 7-bit SMS (default
-5,000) submitted by as many concurrent callers as the window has slots. Each SMS asks for a receipt, which
-the peer sends at once; the connector hands each to a sink that counts it.
-
-Figures: submits/s (N / time to the last submit's answer), receipts/s (N / time to the last receipt),
-submit latency p50/p99 (``submit()`` call to return: one submit_sm round trip), and the CPU time per submit
-of this process (the connector) and of the peer. Both share the machine's cores.
-
-The table is printed and appended to docs/benchmarks.md. Exit status: 0 when every run completed
-(every submit returned an id and every receipt came), 1 otherwise, 2 without node or the npm packages.
+For each window (default 10 and 50): a fresh connector (a transceiver bind, under uvloop) against the test
+SMSC (tests/peers/smsc-sim.js, quiet), a warm-up, then N one-part SMS (default 5,000) from as many concurrent
+callers as the window has slots, each asking for a receipt. The table is printed and appended to
+docs/benchmarks.md, whose section "How the benchmarks measure" says how each figure is taken. Exit status: 0
+when every run completed (every submit returned an id and every receipt came), 1 otherwise, 2 without node
+or the npm packages.
 
 Run: ``.venv/bin/python bench/smpp.py [--messages 5000] [--windows 10,50] [--no-record]``
 """
@@ -22,34 +16,38 @@ import argparse
 import asyncio
 import json
 import os
-import shlex
-import shutil
 import signal
-import subprocess
 import sys
 import time
-import timeit
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 sys.path.insert(0, str(REPO))
 
+from support.cpu import pid_cpu  # noqa: E402
+from support.results import (  # noqa: E402
+    append_section,
+    appended,
+    command_line,
+    dated,
+    machine_note,
+    percentile,
+    table,
+)
+from support.script import PEERS, node_version, node_with, run_event_loop  # noqa: E402
+
 from mmsgate.carriers.base import InboundSms, Sms  # noqa: E402
 from mmsgate.carriers.smpp.connector import SmppConnector, SmppTiming  # noqa: E402
 from mmsgate.carriers.smpp.settings import SmppConnection  # noqa: E402
 from mmsgate.core.records import SmsReceipt  # noqa: E402
 
-RESULTS = REPO / "docs" / "benchmarks.md"
-PEERS = REPO / "tests" / "peers"
 SCRIPT = PEERS / "smsc-sim.js"
 SYSTEM_ID = "bench"
 PASSWORD = "bench"
 TEXT = "Your order 4711 has shipped and arrives Thursday. Track it at https://example.com/t/4711"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -134,8 +132,7 @@ class Peer:
 
     def cpu_seconds(self) -> float:
         assert self.proc is not None
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
+        return pid_cpu(self.proc.pid)
 
     async def stop(self) -> None:
         if self.proc is not None and self.proc.returncode is None:
@@ -195,55 +192,45 @@ async def run_window(peer: Peer, window: int, messages: int, warmup: int) -> Row
     return row
 
 
-def percentile(values: Sequence[float], pct: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
-
-
-def table(rows: Sequence[Row]) -> str:
-    lines = [
-        "| window | SMS (1 segment each) | submits/s | receipts/s | submit p50 / p99 | CPU per SMS: connector / peer "
-        "| complete |",
-        "|---:|---:|---:|---:|---:|---:|---|",
+def results_table(rows: Sequence[Row]) -> str:
+    columns = [
+        "window",
+        "SMS (1 segment each)",
+        "submits/s",
+        "receipts/s",
+        "submit p50 / p99",
+        "CPU per SMS: connector / peer",
+        "complete",
     ]
+    cells = []
     for row in rows:
         p50, p99 = percentile(row.latencies_ms, 50), percentile(row.latencies_ms, 99)
         own = row.own_cpu / row.messages * 1e6
         peer = row.peer_cpu / row.messages * 1e6
         done = "yes" if row.complete else f"NO: {(row.failures or ['receipts missing'])[0][:120]}"
-        lines.append(
-            f"| {row.window} | {row.messages:,} | {row.submits_per_second:,.0f} | {row.receipts_per_second:,.0f} "
-            f"| {p50:.2f} / {p99:.2f} ms | {own:.0f} / {peer:.0f} µs | {done} |"
-        )
-    return "\n".join(lines)
-
-
-def python_note() -> str:
-    best = min(timeit.repeat("sum(range(1000))", number=2000, repeat=5)) / 2000
-    where = os.path.relpath(sys.executable, REPO) if sys.executable.startswith(str(REPO)) else sys.executable
-    return f"Python {sys.version.split()[0]} ({where}), `sum(range(1000))` in {best * 1e6:.1f} µs"
+        rates = [f"{row.submits_per_second:,.0f}", f"{row.receipts_per_second:,.0f}"]
+        cpu = f"{own:.0f} / {peer:.0f} µs"
+        cells.append([f"{row.window}", f"{row.messages:,}", *rates, f"{p50:.2f} / {p99:.2f} ms", cpu, done])
+    return table(columns, "rrrrrrl", cells)
 
 
 def append_results(command: str, rows: Sequence[Row], node_version: str, args: argparse.Namespace) -> None:
+    peer = f"node {node_version.lstrip('v')}, tests/peers/smsc-sim.js quiet"
     section = [
         "",
         "## SMPP connector (`bench/smpp.py`)",
         "",
-        f"Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M')} UTC. Command: `{command}`",
+        dated(command),
         "",
-        f"Machine: {os.cpu_count()} cores, shared by the connector (this process, uvloop) and the SMSC peer "
-        f"(node {node_version.lstrip('v')}, tests/peers/smsc-sim.js quiet); {python_note()}.",
+        machine_note(f"the connector (this process, uvloop) and the SMSC peer ({peer})"),
         "",
-        table(rows),
+        results_table(rows),
         "",
         f"- One transceiver bind per row; {args.warmup} warm-up SMS first; as many concurrent callers as the window"
         " has slots. submits/s: SMS / time to the last submit's answer; receipts/s: receipts / time from the first"
         " submit to the last receipt (the peer sends each receipt as soon as it answered the submit).",
     ]
-    with RESULTS.open("a", encoding="utf-8") as out:
-        out.write("\n".join(section).rstrip() + "\n")
+    append_section(section)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -276,24 +263,18 @@ async def run(args: argparse.Namespace, node: str) -> list[Row]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    node = shutil.which("node")
-    if node is None or not (PEERS / "node_modules" / "smpp").is_dir():
+    node = node_with(["smpp"])
+    if node is None:
         print(f"needs node and the npm packages of {PEERS} (npm ci there)", file=sys.stderr)
         return 2
-    node_version = subprocess.run([node, "--version"], capture_output=True, text=True, check=False).stdout.strip()
-    python = os.path.relpath(sys.executable, REPO) if sys.executable.startswith(str(REPO)) else sys.executable
-    command = shlex.join([python, "bench/smpp.py", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - platforms without uvloop
-        rows = asyncio.run(run(args, node))
-    else:
-        rows = uvloop.run(run(args, node))
+    node_at = node_version(node)
+    command = command_line("bench/smpp.py", argv)
+    rows = run_event_loop(run(args, node))
     print()
-    print(table(rows))
+    print(results_table(rows))
     if not args.no_record:
-        append_results(command, rows, node_version, args)
-        print(f"\nappended to {RESULTS.relative_to(REPO)}")
+        append_results(command, rows, node_at, args)
+        print(appended())
     return 0 if all(row.complete for row in rows) else 1
 
 
