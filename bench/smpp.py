@@ -23,9 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO = BENCH_DIR.parent
-sys.path.insert(0, str(REPO))
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # mmsgate, from this checkout
 
 from support.cpu import pid_cpu  # noqa: E402
 from support.results import (  # noqa: E402
