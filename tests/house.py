@@ -11,8 +11,9 @@ import from anything inside room A of anything inside room B is an arrow A -> B.
 - ``client-server``: the client imports nothing of the server: only ``client/``, ``contract/``, ``core/``,
   ``errors`` and the package's version;
 - ``size``: no source file passes 600 lines;
-- ``carrier-check``: outside a carrier plug-in's folder, nothing compares a value with the plug-in's kind
-  (``== "sandbox"``) or asks ``isinstance`` of a class the plug-in defines.
+- ``carrier-check``: outside a carrier plug-in's folder (``carriers/NAME/``), nothing compares a value with
+  a name the plug-in goes by (its folder's, or a ``KIND``/``NAME`` constant's: ``== "sandbox"``) or asks
+  ``isinstance`` of a class the plug-in defines.
 
 ``tests/unit/test_house.py`` runs :func:`check` on the package, and on small trees made to break each rule.
 """
@@ -29,8 +30,8 @@ MAX_LINES = 600
 WORKER_SIDE = ("media", "jobs", "carriers", "delivery", "postbacks", "runtime")
 STORE_MAY_USE = ("store", "core", "errors", "config", "__init__")
 CLIENT_MAY_USE = ("client", "contract", "core", "errors")
-PLUGIN_KINDS = {"sandbox": ("sandbox", "sandbox-sms"), "mm7": ("mm7",), "smpp": ("smpp",)}
-"""Each carrier plug-in's folder under ``carriers/``, and the kinds and names it goes by."""
+NAME_CONSTANTS = frozenset({"KIND", "NAME", "MM7", "SMPP"})
+"""Module-level constants whose string value is a name a plug-in goes by (its kind, a connector's name)."""
 
 
 @dataclass(frozen=True, order=True)
@@ -186,14 +187,37 @@ def _strongly_connected(arrows: dict[str, set[str]]) -> Iterator[set[str]]:
     yield from found
 
 
-def _plugin_of(name: tuple[str, ...]) -> str | None:
-    return name[1] if len(name) > 2 and name[0] == "carriers" and name[1] in PLUGIN_KINDS else None
+def _plugin_of(name: tuple[str, ...], plugins: dict[str, frozenset[str]]) -> str | None:
+    return name[1] if len(name) > 2 and name[0] == "carriers" and name[1] in plugins else None
+
+
+@functools.cache
+def _plugins(root: Path) -> dict[str, frozenset[str]]:
+    """Each carrier plug-in (a folder under ``carriers/``) and the names it goes by: the folder's name, and
+    the strings its modules give :data:`NAME_CONSTANTS`."""
+    found: dict[str, frozenset[str]] = {}
+    folder = root / "carriers"
+    for plugin in sorted(p for p in folder.iterdir() if p.is_dir() and (p / "__init__.py").exists()):
+        names = {plugin.name}
+        for path in plugin.rglob("*.py"):
+            for node in ast.parse(path.read_text(encoding="utf-8")).body:
+                if (
+                    isinstance(node, ast.Assign)
+                    and isinstance(node.value, ast.Constant)
+                    and isinstance(node.value.value, str)
+                    and any(isinstance(t, ast.Name) and t.id in NAME_CONSTANTS for t in node.targets)
+                ):
+                    names.add(node.value.value)
+        found[plugin.name] = frozenset(names)
+    return found
 
 
 def _carrier_checks(module: Module, where: str) -> Iterable[Violation]:
-    own = _plugin_of(module.name)
-    kinds = {kind: plugin for plugin, names in PLUGIN_KINDS.items() if plugin != own for kind in names}
-    classes = _plugin_classes(module.path.parents[len(module.name) - 1], own)
+    root = module.path.parents[len(module.name) - 1]
+    plugins = _plugins(root) if (root / "carriers").is_dir() else {}
+    own = _plugin_of(module.name, plugins)
+    kinds = {kind: plugin for plugin, names in plugins.items() if plugin != own for kind in names}
+    classes = _plugin_classes(root, own)
     for node in ast.walk(module.tree):
         if isinstance(node, ast.Compare):
             for operand in (node.left, *node.comparators):
@@ -211,9 +235,9 @@ def _carrier_checks(module: Module, where: str) -> Iterable[Violation]:
 def _plugin_classes(root: Path, own: str | None) -> frozenset[str]:
     """The classes the other plug-ins define."""
     names: set[str] = set()
-    for plugin in PLUGIN_KINDS:
+    for plugin in _plugins(root) if (root / "carriers").is_dir() else {}:
         folder = root / "carriers" / plugin
-        if plugin == own or not folder.is_dir():
+        if plugin == own:
             continue
         for path in folder.rglob("*.py"):
             tree = ast.parse(path.read_text(encoding="utf-8"))

@@ -75,7 +75,13 @@ def test_a_clean_house_passes(tmp_path: Path) -> None:
         ({"api/x.py": "def f():\n    from mmsgate.runtime import run\n", "runtime.py": ""}, "api-worker"),
         ({"client/x.py": "from mmsgate.api.auth import A\n", "api/auth.py": "A = 1\n"}, "client-server"),
         ({"big.py": "x = 1\n" * (MAX_LINES + 1)}, "size"),
-        ({"delivery/x.py": "def f(c):\n    return c.name == 'sandbox'\n"}, "carrier-check"),
+        (
+            {
+                "carriers/sandbox/__init__.py": 'KIND = "sandbox"\n',
+                "delivery/x.py": "def f(c):\n    return c.name == 'sandbox'\n",
+            },
+            "carrier-check",
+        ),
         (
             {
                 "carriers/sandbox/carrier.py": "class SandboxCarrier:\n    pass\n",
