@@ -81,6 +81,7 @@ def create_app(settings: Settings, store: Store | None = None, *, migrate: bool 
         accounts=the_store.accounts,
         numbers=the_store.numbers,
         sandbox=the_store.sandbox,
+        backlog=the_store.backlog,
         endpoint=endpoint,
         inbound=inbound,
         blobs=blobs,

@@ -217,7 +217,6 @@ async def running_worker(settings: Settings, store: Store) -> AsyncIterator[Runn
     )
     sender = PostbackSender(
         store.outbox,
-        accounts,
         owner,
         guard=AddressGuard(parse_networks(settings.postback_allow_networks)),
         timeout=settings.postback_timeout,

@@ -3,8 +3,8 @@ connections; send through the API from the shell.
 
 Every command takes its settings from ``--data-dir`` / ``--database`` or ``MMSGATE_*`` variables; admin
 commands print one JSON object with ``--json`` and work while ``serve`` runs. The commands are defined in
-the modules beside this one and registered here: :mod:`.running`, :mod:`.accounts`, :mod:`.send`, and
-:mod:`.connections` (one group per carrier plug-in).
+the modules beside this one and registered here: :mod:`.running`, :mod:`.accounts`, :mod:`.postbacks`,
+:mod:`.send`, and :mod:`.connections` (one group per carrier plug-in).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import os
 
 import click
 
-from mmsgate.cli import accounts, connections, running, send
+from mmsgate.cli import accounts, connections, postbacks, running, send
 
 
 @click.group()
@@ -26,7 +26,13 @@ def main() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-for _command in (*running.COMMANDS, *accounts.COMMANDS, *send.COMMANDS, *connections.plugin_groups()):
+for _command in (
+    *running.COMMANDS,
+    *accounts.COMMANDS,
+    *postbacks.COMMANDS,
+    *send.COMMANDS,
+    *connections.plugin_groups(),
+):
     main.add_command(_command)
 
 __all__ = ["main"]

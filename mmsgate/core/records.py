@@ -15,15 +15,18 @@ import msgspec
 
 @dataclass(frozen=True, slots=True)
 class PostbackDelivery:
-    """A postback claimed from the outbox for one delivery attempt."""
+    """A postback claimed from the outbox for one delivery attempt, with where it goes and the key it is
+    signed with as they are configured at the claim (the campaign's URL, else the account's; None when
+    there is none any more), not as they were when the postback was queued."""
 
     id: int
     event_id: str
     account_id: str
     subject_id: str
-    url: str
+    url: str | None
     body: str
     attempts: int
+    secret: str | None = None
 
 
 class Behaviour(enum.StrEnum):
@@ -193,6 +196,8 @@ class PostbackAttempt:
     elapsed: float
     http_status: int | None
     error: str | None
+    url: str | None = None
+    """Where it was sent (None when it was not: no URL); the postback's row keeps the latest."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +212,39 @@ class PostbackRecord:
     last_error: str | None
     created_at: datetime
     tries: tuple[PostbackAttempt, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FailingPostback:
+    """A postback still waiting after a failed attempt, and how many later postbacks of its message wait
+    behind it (a message's postbacks go in order)."""
+
+    event_id: str
+    subject_id: str
+    code: str
+    url: str
+    state: str
+    attempts: int
+    last_error: str | None
+    next_try: datetime
+    """When it is due again (its lease's end while an attempt runs)."""
+    created_at: datetime
+    held: int
+
+
+@dataclass(frozen=True, slots=True)
+class AccountBacklog:
+    """How an account's postbacks stand in the outbox: ``waiting`` (queued or being sent) since
+    ``oldest``, of which ``retrying`` after a failed attempt and ``held`` behind an earlier postback of
+    their message that failed; ``failed``, given up; and the failing ones themselves, oldest first."""
+
+    account_id: str
+    waiting: int = 0
+    oldest: datetime | None = None
+    retrying: int = 0
+    held: int = 0
+    failed: int = 0
+    failing: tuple[FailingPostback, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

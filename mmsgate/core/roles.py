@@ -10,6 +10,7 @@ suite runs against both); nothing outside it sees SQL.
     Lifecycle    moving a message or template along its lifecycle, SMS segments and receipts
     JobQueue     claiming jobs under a lease, renewing, finishing and releasing them
     Outbox       claiming postbacks and recording each delivery attempt
+    PostbackBacklog  how an account's postbacks wait in the outbox, and retrying them now
     Incoming     MMS that handsets send, and requests a carrier posted, kept before they are answered
     Connections  the configured carrier and SMS connections
     SandboxState the sandbox carrier's handsets, submissions and inboxes
@@ -48,6 +49,7 @@ from mmsgate.core.model import (
     Template,
 )
 from mmsgate.core.records import (
+    AccountBacklog,
     Connection,
     ConsoleUpload,
     Handset,
@@ -289,7 +291,9 @@ class Outbox(Protocol):
         self, owner: str, *, limit: int, lease_seconds: float, skip_accounts: Sequence[str] = ()
     ) -> list[PostbackDelivery]:
         """Lease due postbacks, oldest first, never one whose message has an earlier postback still
-        pending (a message's postbacks arrive in order), and none of ``skip_accounts``."""
+        pending (a message's postbacks arrive in order), and none of ``skip_accounts``. Each comes with
+        the URL and secret configured now, read in the same statement: a change committed before the
+        claim is what the attempt uses."""
         ...
 
     async def postback_attempted(self, attempt: PostbackAttempt, owner: str, *, retry_at: datetime | None) -> bool:
@@ -301,6 +305,20 @@ class Outbox(Protocol):
     def on_outbox(self, listener: Callable[[frozenset[str]], None]) -> None:
         """Call ``listener`` with the accounts of the postbacks that this process commits to the outbox
         (to send them at once rather than at the sender's next poll)."""
+        ...
+
+
+class PostbackBacklog(Protocol):
+    """An account's postbacks as they wait in the outbox: how they stand, and sending them now."""
+
+    async def postback_backlog(self, account_id: str, *, failing: int = 20) -> AccountBacklog:
+        """How the account's postbacks stand, with at most ``failing`` of the failing ones (oldest first)."""
+        ...
+
+    async def retry_postbacks(self, account_id: str) -> tuple[int, int]:
+        """Make the account's failed postbacks and those waiting for a later retry due now: (failed,
+        waiting) made due. A failed one gets one more attempt (and is failed again if that fails); a
+        waiting one keeps its remaining retries. Postbacks being sent are left alone."""
         ...
 
 

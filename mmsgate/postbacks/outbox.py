@@ -3,10 +3,16 @@
 A postback is claimed under a lease, POSTed with its stored body and a fresh signature, and ended
 delivered on any 2xx within the timeout; otherwise it is queued again ``retry_interval`` seconds
 later, and after ``retries`` retries it ends failed. Every attempt is recorded (when it started, how
-long it took, the HTTP status or the error) in the transaction that stores its outcome. One account's
-slow or broken receiver holds at most ``per_account`` deliveries at a time, so it never delays other
-accounts' postbacks. A message's postbacks are sent in order (the store never hands out one while an
-earlier one is pending).
+long it took, the HTTP status or the error) in the transaction that stores its outcome, and the row
+keeps the URL of its latest attempt. One account's slow or broken receiver holds at most
+``per_account`` deliveries at a time, so it never delays other accounts' postbacks. A message's
+postbacks are sent in order (the store never hands out one while an earlier one is pending).
+
+Where a postback goes and the key that signs it are read from the database in the statement that claims
+it, with no cache between: an attempt goes to the URL configured when it is made (a receiver corrected
+after a failure gets the next attempt), never to the one configured when the postback was queued. With no
+URL any more the postback is dropped: it ends failed at once, with a warning and :data:`NO_URL` as its
+error (``mmsgate postbacks retry`` sends it once a URL is set again).
 
 Postbacks go out through :class:`mmsgate.postbacks.http.PostbackClient` (pyreqwest), whose per-POST
 cost on the event loop is a fraction of aiohttp's or httpx's.
@@ -23,7 +29,6 @@ from collections.abc import Collection
 from datetime import timedelta
 
 from mmsgate import __version__
-from mmsgate.common.cache import AccountSettings
 from mmsgate.common.guard import AddressGuard, BlockedAddress, UnresolvedHost
 from mmsgate.common.waiting import idle
 from mmsgate.core.model import from_epoch, utcnow
@@ -36,6 +41,8 @@ from mmsgate.postbacks.http import NotSent, PostbackClient
 log = logging.getLogger("mmsgate.postbacks")
 CLAIM_GATHER = 0.005
 """Seconds to let more deliveries finish once one has, so one claim refills their slots together."""
+NO_URL = "dropped: the account has no postback URL now"
+"""The error of a postback whose account (or campaign) no longer has a postback URL when it is claimed."""
 
 
 class PostbackSender:
@@ -44,7 +51,6 @@ class PostbackSender:
     def __init__(
         self,
         outbox: Outbox,
-        settings: AccountSettings,
         owner: str,
         *,
         guard: AddressGuard,
@@ -56,7 +62,6 @@ class PostbackSender:
         idle_wait: float = 0.5,
     ) -> None:
         self.outbox = outbox
-        self.settings = settings
         self.owner = owner
         self.guard = guard
         self.timeout = timeout
@@ -130,16 +135,15 @@ class PostbackSender:
     async def _idle(self) -> None:
         await idle(self._wake, self._stopping, self.idle_wait, CLAIM_GATHER, busy=self._inflight > 0)
 
-    async def _post(self, postback: PostbackDelivery) -> tuple[int | None, str | None]:
-        """POST once: the HTTP status (None without an answer), and None when delivered, else what went
-        wrong."""
+    async def _post(self, postback: PostbackDelivery, url: str) -> tuple[int | None, str | None]:
+        """POST once to ``url``: the HTTP status (None without an answer), and None when delivered, else
+        what went wrong."""
         body = postback.body.encode()
         headers = {"Content-Type": "application/json", "User-Agent": f"mmsgate/{__version__}"}
-        secret = await self.settings.postback_secret(postback.account_id)
-        if secret:
-            headers[SIGNATURE_HEADER] = sign(secret, body)
+        if postback.secret:
+            headers[SIGNATURE_HEADER] = sign(postback.secret, body)
         try:
-            status = await self._http.post(postback.url, body, headers)
+            status = await self._http.post(url, body, headers)
         except (NotSent, BlockedAddress, UnresolvedHost) as exc:  # no answer, or an address not to post to
             return None, str(exc)
         if 200 <= status < 300:
@@ -156,13 +160,18 @@ class PostbackSender:
             time.time() - started,
             status,
             error,
+            postback.url,
         )
 
     async def _deliver(self, postback: PostbackDelivery) -> None:
         self._started[postback.id] = time.time()
         status: int | None = None
+        error: str | None
         try:
-            status, error = await self._post(postback)
+            if postback.url is None:
+                error = NO_URL
+            else:
+                status, error = await self._post(postback, postback.url)
         except Exception as exc:  # a URL no HTTP client can use, say: a failed attempt, never a lost postback
             log.exception("postback %s to %s could not be sent", postback.event_id, postback.url)
             error = f"{type(exc).__name__}: {exc}"
@@ -171,6 +180,9 @@ class PostbackSender:
         attempt = self._attempt(postback, status, error)
         try:
             if error is None:
+                await self.outbox.postback_attempted(attempt, self.owner, retry_at=None)
+            elif postback.url is None:
+                log.warning("postback %s of account %s %s", postback.event_id, postback.account_id, NO_URL)
                 await self.outbox.postback_attempted(attempt, self.owner, retry_at=None)
             elif postback.attempts > self.retries:
                 log.warning("postback %s to %s failed for good: %s", postback.event_id, postback.url, error)

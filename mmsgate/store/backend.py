@@ -19,6 +19,7 @@ from mmsgate.core.roles import (
     Messages,
     Numbers,
     Outbox,
+    PostbackBacklog,
     Retention,
     SandboxState,
     SendWindows,
@@ -32,7 +33,7 @@ from mmsgate.store.sql.incoming import SqlIncoming
 from mmsgate.store.sql.jobs import SqlJobQueue
 from mmsgate.store.sql.lifecycle import SqlLifecycle
 from mmsgate.store.sql.messages import SqlAccepting, SqlMessages
-from mmsgate.store.sql.outbox import SqlOutbox
+from mmsgate.store.sql.outbox import SqlOutbox, SqlPostbackBacklog
 from mmsgate.store.sql.sandbox import SqlSandbox
 
 
@@ -56,6 +57,7 @@ class Store:
         self.lifecycle: Lifecycle = SqlLifecycle(db)
         self.jobs: JobQueue = jobs or SqlJobQueue(db)
         self.outbox: Outbox = SqlOutbox(db)
+        self.backlog: PostbackBacklog = SqlPostbackBacklog(db)
         self.incoming: Incoming = SqlIncoming(db)
         self.connections: Connections = SqlConnections(db)
         self.sandbox: SandboxState = sandbox or SqlSandbox(db)

@@ -185,15 +185,17 @@ async def test_postbacks_of_a_message_are_claimed_in_order(store: Store, caller:
     a2 = await with_postback(store, caller, a, S.SUBMITTING, "N101")
     b1 = await with_postback(store, caller, b, S.FAILED, "E101")
 
+    account = await store.accounts.update_account(caller.account_id, postback_url="https://hooks.example/now")
     first = await store.outbox.claim_postbacks("w1", limit=10, lease_seconds=LEASE)
     assert ids(first) == [a1.event_id, b1.event_id]
     head = first[0]
-    assert (head.account_id, head.subject_id, head.url, head.body, head.attempts) == (
+    assert (head.account_id, head.subject_id, head.url, head.body, head.attempts, head.secret) == (
         caller.account_id,
         a,
-        a1.url,
+        "https://hooks.example/now",  # where the account's postbacks go now, not where they went when queued
         a1.body,
         1,
+        account.postback_secret,
     )
     assert await store.outbox.claim_postbacks("w1", limit=10, lease_seconds=LEASE) == []
 

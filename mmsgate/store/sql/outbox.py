@@ -1,5 +1,6 @@
 """The postback outbox (:class:`~mmsgate.core.roles.Outbox`): postbacks claimed under a lease, oldest first and
-in order per message, and every delivery attempt recorded with its outcome."""
+in order per message, each with where it goes now, and every delivery attempt recorded with its outcome.
+Also an account's backlog there and retrying it now (:class:`~mmsgate.core.roles.PostbackBacklog`)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,21 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from mmsgate.core.records import PostbackAttempt, PostbackDelivery
+from mmsgate.core.model import from_epoch
+from mmsgate.core.records import AccountBacklog, FailingPostback, PostbackAttempt, PostbackDelivery
 from mmsgate.store.sql.database import SqlDatabase
 from mmsgate.store.sql.jobs import claim_statement
 from mmsgate.store.sql.rows import POSTBACK_COLUMNS, RUNNING
+
+DESTINATION = (
+    "COALESCE((SELECT NULLIF(c.postback_url, '') FROM messages m JOIN campaigns c ON c.service_id = m.service_id "
+    "WHERE m.tracking_id = postbacks.subject_id), "
+    "(SELECT NULLIF(a.postback_url, '') FROM accounts a WHERE a.id = postbacks.account_id)), "
+    "(SELECT a.postback_secret FROM accounts a WHERE a.id = postbacks.account_id)"
+)
+"""Where a claimed postback goes and its signing key, read when it is claimed (so when it is sent): the
+URL of its message's campaign, else its account's (a template's or an inbound MMS's subject is no message,
+so theirs is the account's, as when they were queued); NULL when there is none any more."""
 
 ATTEMPT_INSERT = (
     "INSERT INTO postback_attempts (postback_id, subject_id, attempt, at, elapsed, http_status, error) "
@@ -37,11 +49,12 @@ class SqlOutbox:
         rows = await self._db.claim(
             (
                 claim_statement("postbacks", condition, self._db.skip_locked)
-                + f" RETURNING {', '.join('postbacks.' + c.strip() for c in POSTBACK_COLUMNS.split(','))}",
+                + f" RETURNING {', '.join('postbacks.' + c.strip() for c in POSTBACK_COLUMNS.split(','))}, "
+                + DESTINATION,
                 (now, *skip_accounts, limit, now, *skip_accounts, limit, owner, now + lease_seconds, now, limit),
             )
         )
-        claimed = [PostbackDelivery(int(r[0]), r[1], r[2], r[3], r[4], r[5], int(r[6])) for r in rows]
+        claimed = [PostbackDelivery(int(r[0]), r[1], r[2], r[3], r[7], r[5], int(r[6]), r[8]) for r in rows]
         return sorted(claimed, key=lambda p: p.id)
 
     async def postback_attempted(self, attempt: PostbackAttempt, owner: str, *, retry_at: datetime | None) -> bool:
@@ -55,9 +68,9 @@ class SqlOutbox:
         return await self._db.unit(
             (
                 "UPDATE postbacks SET state = ?, run_at = COALESCE(?, run_at), lease_owner = NULL, "
-                "lease_until = NULL, last_error = COALESCE(?, last_error), updated_at = ? "
+                "lease_until = NULL, last_error = COALESCE(?, last_error), url = COALESCE(?, url), updated_at = ? "
                 "WHERE id = ? AND lease_owner = ? AND state = ? RETURNING id",
-                (state, run_at, attempt.error, now, attempt.postback_id, owner, RUNNING),
+                (state, run_at, attempt.error, attempt.url, now, attempt.postback_id, owner, RUNNING),
             ),
             (
                 ATTEMPT_INSERT,
@@ -75,3 +88,82 @@ class SqlOutbox:
 
     def on_outbox(self, listener: Callable[[frozenset[str]], None]) -> None:
         self._db.on_outbox(listener)
+
+
+FAILING_COLUMNS = (
+    "f.event_id, f.subject_id, f.code, f.url, f.state, f.attempts, f.last_error, "
+    "CASE WHEN f.state = 'running' THEN f.lease_until ELSE f.run_at END, f.created_at, "
+    "(SELECT COUNT(*) FROM postbacks h WHERE h.subject_id = f.subject_id AND h.id > f.id AND h.state = 'queued')"
+)
+
+
+class SqlPostbackBacklog:
+    """An account's postbacks waiting in the outbox, read through the outbox's partial indexes (queued,
+    running, failed): the delivered rows that fill the table are never read."""
+
+    def __init__(self, db: SqlDatabase) -> None:
+        self._db = db
+
+    async def postback_backlog(self, account_id: str, *, failing: int = 20) -> AccountBacklog:
+        counts = await self._db.read(
+            "SELECT COUNT(*), MIN(created_at), SUM(CASE WHEN last_error IS NULL THEN 0 ELSE 1 END) FROM postbacks "
+            "WHERE state = 'queued' AND account_id = ? UNION ALL "
+            "SELECT COUNT(*), MIN(created_at), SUM(CASE WHEN last_error IS NULL THEN 0 ELSE 1 END) FROM postbacks "
+            "WHERE state = 'running' AND account_id = ? UNION ALL "
+            "SELECT COUNT(*), NULL, 0 FROM postbacks WHERE state = 'failed' AND account_id = ?",
+            (account_id, account_id, account_id),
+        )
+        (queued, queued_since, queued_retrying), (running, running_since, running_retrying), (failed, _, _) = counts
+        held = await self._db.read(
+            "SELECT COUNT(*) FROM postbacks q WHERE q.state = 'queued' AND q.account_id = ? AND EXISTS ("
+            "SELECT 1 FROM postbacks e WHERE e.subject_id = q.subject_id AND e.id < q.id "
+            "AND e.state IN ('queued', 'running') AND e.last_error IS NOT NULL)",
+            (account_id,),
+        )
+        rows = await self._db.read(
+            f"SELECT {FAILING_COLUMNS} FROM postbacks f WHERE f.state IN ('queued', 'running') "
+            "AND f.account_id = ? AND f.last_error IS NOT NULL ORDER BY f.id LIMIT ?",
+            (account_id, failing),
+        )
+        since = [float(t) for t in (queued_since, running_since) if t is not None]
+        return AccountBacklog(
+            account_id=account_id,
+            waiting=int(queued) + int(running),
+            oldest=from_epoch(min(since)) if since else None,
+            retrying=int(queued_retrying or 0) + int(running_retrying or 0),
+            held=int(held[0][0]),
+            failed=int(failed),
+            failing=tuple(
+                FailingPostback(
+                    event_id=r[0],
+                    subject_id=r[1],
+                    code=r[2],
+                    url=r[3],
+                    state=r[4],
+                    attempts=int(r[5]),
+                    last_error=r[6],
+                    next_try=from_epoch(float(r[7])),
+                    created_at=from_epoch(float(r[8])),
+                    held=int(r[9]),
+                )
+                for r in rows
+            ),
+        )
+
+    async def retry_postbacks(self, account_id: str) -> tuple[int, int]:
+        now = time.time()
+        failed, waiting = await self._db.write(
+            [
+                (
+                    "UPDATE postbacks SET state = 'queued', run_at = ?, updated_at = ? "
+                    "WHERE state = 'failed' AND account_id = ? RETURNING id",
+                    (now, now, account_id),
+                ),
+                (
+                    "UPDATE postbacks SET run_at = ?, updated_at = ? "
+                    "WHERE state = 'queued' AND account_id = ? AND run_at > ? RETURNING id",
+                    (now, now, account_id, now),
+                ),
+            ]
+        )
+        return len(failed), len(waiting)

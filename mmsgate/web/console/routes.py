@@ -5,8 +5,8 @@ carries data answers 401. Two routes need none: ``/console/static/`` (the style 
 of script, which carry no data) and ``/console/uploads/{token}`` (files uploaded for a test send, which
 the media stage fetches: 192-bit tokens, an hour's life).
 
-The pages themselves are in :mod:`.login`, :mod:`.messages`, :mod:`.template_pages`, :mod:`.phones` and
-:mod:`.send`; what they share (rendering, headers, forms, files) is in :mod:`.kit`.
+The pages themselves are in :mod:`.login`, :mod:`.messages`, :mod:`.template_pages`, :mod:`.phones`,
+:mod:`.send` and :mod:`.postbacks`; what they share (rendering, headers, forms, files) is in :mod:`.kit`.
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ from starlette.routing import Mount, Route
 
 from mmsgate.api.endpoint import Endpoint
 from mmsgate.carriers.base import InboundSink
-from mmsgate.core.roles import Accounts, Blobs, ConsoleState, Messages, Numbers, SandboxState
+from mmsgate.core.roles import Accounts, Blobs, ConsoleState, Messages, Numbers, PostbackBacklog, SandboxState
 from mmsgate.web.console.auth import Sessions, same
 from mmsgate.web.console.kit import Handler, Kit, plain, read_form, redirect
 from mmsgate.web.console.login import LoginPages
 from mmsgate.web.console.messages import MessagePages
 from mmsgate.web.console.phones import PhonePages
+from mmsgate.web.console.postbacks import PostbackPages
 from mmsgate.web.console.send import SendPages
 from mmsgate.web.console.template_pages import TemplatePages
 
@@ -42,6 +43,7 @@ class Console:
         accounts: Accounts,
         numbers: Numbers,
         sandbox: SandboxState,
+        backlog: PostbackBacklog,
         endpoint: Endpoint,
         inbound: InboundSink,
         blobs: Blobs,
@@ -58,6 +60,7 @@ class Console:
         self.templates = TemplatePages(kit, console, messages)
         self.phones = PhonePages(kit, sandbox, inbound)
         self.send = SendPages(kit, console, endpoint, public_url)
+        self.postbacks = PostbackPages(kit, backlog)
 
     def routes(self) -> Mount:
         """Everything under ``/console`` (a Mount: the console is pages for people, not part of the API
@@ -84,6 +87,9 @@ class Console:
                 Route("/send", page(send.send), methods=["GET", "POST"]),
                 Route("/templates", page(templates.template_list), methods=["GET"]),
                 Route("/templates/{mms_id}", page(templates.template), methods=["GET"]),
+                Route("/postbacks", page(self.postbacks.postbacks), methods=["GET"]),
+                Route("/postbacks/{account_id}/retry", page(self.postbacks.retry), methods=["POST"]),
+                Route("/postbacks/{account_id}/url", page(self.postbacks.set_url), methods=["POST"]),
             ],
         )
 
