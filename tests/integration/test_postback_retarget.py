@@ -165,6 +165,17 @@ async def test_the_console_shows_held_postbacks_and_retries_them(gateway_of: Gat
         assert await settled(store, tracking_id, [("N101", "delivered"), ("N102", "delivered")])
 
 
+async def test_the_postbacks_page_and_its_forms_need_a_session(gateway_of: GatewayOf) -> None:
+    async with gateway_of() as gateway:
+        caller, _ = await gateway.account()
+        page = await gateway.http.get("/console/postbacks")
+        assert page.status_code == 303 and page.headers["location"].startswith("/console/login?next=")
+        for form in ("retry", "url"):
+            posted = await gateway.http.post(f"/console/postbacks/{caller.account_id}/{form}", data={"url": ""})
+            assert posted.status_code == 303 and posted.headers["location"].startswith("/console/login")
+        assert (await gateway.store.accounts.get_account(caller.account_id)).postback_url  # unchanged
+
+
 async def test_the_console_changes_the_postback_url(gateway_of: GatewayOf, store: Store) -> None:
     async with gateway_of(postback_retries=1000) as gateway, running_receiver() as fixed:
         caller, _ = await gateway.account("/dead")
