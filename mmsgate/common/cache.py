@@ -2,8 +2,10 @@
 
 :class:`RefreshingCache` keeps each answer for ``ttl`` seconds and refreshes an expired one with one load
 at a time per key. :class:`AccountSettings` is the one cache of account settings every part shares: the
-API's account configurations, whether an account allows transcoding, where its postbacks go and their
-secret. Admin commands change them from other processes; a change is seen within ``ttl`` (1 s by default).
+API's account configurations, whether an account allows transcoding, and where its postbacks go when an
+event is recorded (which decides whether a postback is queued at all). Admin commands change them from
+other processes; a change is seen within ``ttl`` (1 s by default). The postback sender does not read
+them here: each attempt's URL and secret come with its claim, fresh from the store.
 """
 
 from __future__ import annotations
@@ -95,11 +97,6 @@ class AccountSettings:
         if account is None:
             raise NotFound(f"no account {account_id}")
         return account.transcoding
-
-    async def postback_secret(self, account_id: str) -> str | None:
-        """The key postbacks are signed with; None without one (or without the account)."""
-        account = await self._account(account_id)
-        return None if account is None else account.postback_secret
 
     async def postback_target(self, account_id: str, service_id: str | None) -> str | None:
         """Where an account's postbacks go: the campaign's URL, else the account's, else None."""
