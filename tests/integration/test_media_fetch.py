@@ -11,6 +11,7 @@ import asyncio
 import ipaddress
 import resource
 import time
+import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
@@ -226,6 +227,34 @@ async def test_decompression_bomb_png_is_e341_without_decoding_it(origin: Origin
     assert time.monotonic() - started < 5.0
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert grown_mb < 50, f"checking the bomb grew the process by {grown_mb:.0f} MB"
+
+
+async def test_pdf_bomb_is_e629_without_inflating_it(origin: Origin, fetcher: Fetcher) -> None:
+    """A 300 KB PDF whose one content stream inflates to 300 MB opens with pypdf and has a page; the
+    bounded count of its streams refuses it, having inflated no more than the limit, and holding none of it."""
+    bomb = samples.pdf_bomb(300 * 1024 * 1024)
+    assert len(bomb) < 400 * 1024
+    url = origin.route("/bomb.pdf", file_reply(bomb, "application/pdf"))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.monotonic()
+    error = await refusal(fetcher, url, K.PDF)
+    assert error.code == "E629"
+    assert "decompression bomb" in error.detail
+    assert time.monotonic() - started < 5.0
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 50, f"checking the bomb grew the process by {grown_mb:.0f} MB"
+
+
+async def test_a_pdf_with_compressed_content_under_the_limit_is_accepted(origin: Origin, fetcher: Fetcher) -> None:
+    text = b"BT /F1 12 Tf 72 712 Td (Your invoice) Tj ET\n" * 2000
+    document = samples.pdf_with_streams(
+        (zlib.compress(text, 9), ("/FlateDecode",)),
+        (b"0 0 m 100 100 l S", ()),
+        (samples.deflated_zeros(4 << 20), ("/Fl",)),
+    )
+    got = await obtain(fetcher, origin.route("/invoice.pdf", file_reply(document, "application/pdf")), K.PDF)
+    assert got.fetched.body == document
+    assert got.info.frames == 1
 
 
 async def test_image_over_the_pixel_limit_but_under_pillows_is_e341(origin: Origin, fetcher: Fetcher) -> None:
