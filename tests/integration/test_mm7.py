@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -252,7 +253,7 @@ async def test_every_mm7_report_status_ends_the_message_as_it_should(
             )
 
         for status in WAITING:
-            events = await eventually(lambda s=status: noted(sent[s], s), within=15, what=f"two {status} reports")
+            events = await eventually(functools.partial(noted, sent[status], status), 15, f"the {status} report")
             assert all(e.endswith("; still waiting") for e in events if e.startswith("Delivery report"))
             assert (await store.messages.find_message(sent[status])).state is MessageState.SUBMITTED
         received = [r.json.get("tracking-id") for r in mm7.gateway.receiver.received]
