@@ -316,6 +316,9 @@ FIELD_FAILURES: list[tuple[str, dict[str, object], str, str]] = [
     ("fallback empty", {"fallback_sms_text": ""}, "E622", "fallback-sms-text"),
     ("fallback blank", {"fallback_sms_text": "   "}, "E622", "fallback-sms-text"),
     ("fallback number", {"fallback_sms_text": 5}, "E622", "fallback-sms-text"),
+    ("fallback 1601", {"fallback_sms_text": "f" * 1601}, "E100", "fallback-sms-text"),
+    ("fallback 1601 non-ascii", {"fallback_sms_text": "é" * 1601}, "E100", "fallback-sms-text"),
+    ("fallback 1601 emoji", {"fallback_sms_text": "☕" * 1600 + "!"}, "E100", "fallback-sms-text"),
     (
         "fallback missing, fallback explicitly enabled",
         {"fallback_sms_text": None, "disable-fallback-sms": False},
@@ -358,6 +361,8 @@ FIELD_SUCCESSES: list[tuple[str, dict[str, object]]] = [
     ("subject 80 non-ascii", {"message-subject": "é" * 80}),
     ("subject empty", {"message-subject": ""}),
     ("fallback not needed when disabled", {"fallback_sms_text": None, "disable-fallback-sms": True}),
+    ("fallback 1600", {"fallback_sms_text": "f" * 1600}),
+    ("fallback 1600 non-ascii", {"fallback_sms_text": "é" * 1600}),
     ("client-reference 64", {"client-reference": "r" * 64}),
     ("client-reference empty", {"client-reference": ""}),
     ("slide 8", {"slide": text_slides(8)}),
