@@ -302,6 +302,45 @@ def pdf(pages: int = 1) -> bytes:
     return out.getvalue()
 
 
+def pdf_with_streams(*streams: tuple[bytes, tuple[str, ...]]) -> bytes:
+    """A one-page PDF whose page content is the given streams, each stored as given under its filters
+    (e.g. ``(zlib.compress(b"..."), ("/FlateDecode",))``), with a correct cross-reference table."""
+    first = 4
+    refs = " ".join(f"{first + i} 0 R" for i in range(len(streams)))
+    bodies = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents [{refs}] >>".encode(),
+    ]
+    for data, filters in streams:
+        names = " ".join(filters)
+        bodies.append(f"<< /Length {len(data)} /Filter [{names}] >>\nstream\n".encode() + data + b"\nendstream")
+    out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(bodies, start=1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(bodies) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{offset:010d} 00000 n \n".encode() for offset in offsets)
+    out += f"trailer\n<< /Size {len(bodies) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return bytes(out)
+
+
+def deflated_zeros(size: int) -> bytes:
+    """``size`` zero bytes deflated at level 9 (about a thousand times smaller), made a megabyte at a time."""
+    deflater = zlib.compressobj(9)
+    block = bytes(1024 * 1024)
+    parts = [deflater.compress(block[: min(len(block), size - done)]) for done in range(0, size, len(block))]
+    return b"".join(parts) + deflater.flush()
+
+
+@functools.lru_cache(maxsize=2)
+def pdf_bomb(inflated: int = 300 * 1024 * 1024) -> bytes:
+    """A valid PDF of about 300 KB whose one content stream inflates to ``inflated`` bytes of zeros."""
+    return pdf_with_streams((deflated_zeros(inflated), ("/FlateDecode",)))
+
+
 def malformed_vcard() -> bytes:
     """Starts like a vCard, then a line that is no property, and the card is never closed."""
     return b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Jane Doe\r\nthis line is not a property\r\n"

@@ -123,7 +123,7 @@ class Receiver:
             writer.close()
 
     async def start(self) -> Receiver:
-        self._server = await asyncio.start_server(self._serve, self.host, 0)
+        self._server = await asyncio.start_server(self._serve, self.host, self.port)  # 0: the kernel picks
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 

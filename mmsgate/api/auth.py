@@ -2,9 +2,10 @@
 
 Admin commands change keys and accounts from other processes; the cache keeps each answer for
 ``auth_cache_seconds`` (1 s by default), so a revoked key or a disabled account stops working within
-that time on every API process. When an entry expires, one lookup refreshes it while concurrent
-requests keep using the previous answer, so a busy process sends one query per key per period, not
-one per request in flight.
+that time on every API process. A key revoked or removed through this process's own store is refused
+from the next request on: the store tells the cache, which forgets every key. When an entry expires,
+one lookup refreshes it while concurrent requests keep using the previous answer, so a busy process
+sends one query per key per period, not one per request in flight.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class Authenticator:
         self._accounts = accounts
         self._settings = settings
         self._keys: RefreshingCache[str, _KeyAnswer] = RefreshingCache(ttl)
+        accounts.watch_keys(self._keys.clear)
         self._buckets: dict[str, _Bucket] = {}
 
     async def account_for(self, api_key: str | None) -> AccountConfig:

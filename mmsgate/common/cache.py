@@ -36,6 +36,8 @@ class RefreshingCache(Generic[K, V]):
         self.stale = stale
         self._entries: dict[K, tuple[float, V]] = {}
         self._loading: dict[K, asyncio.Future[V]] = {}
+        self._generation = 0
+        """Counts :meth:`clear` calls: a load begun before one is not kept."""
 
     async def get(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
         if self.ttl <= 0:
@@ -53,15 +55,24 @@ class RefreshingCache(Generic[K, V]):
             return entry[1]  # the previous answer, while one request refreshes it
         return await asyncio.shield(pending)
 
+    def clear(self) -> None:
+        """Forget every answer, and those being loaded now (they may predate the change that clears)."""
+        self._generation += 1
+        self._entries.clear()
+        self._loading.clear()
+
     async def _load(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
+        generation = self._generation
         try:
             value = await load()
-            if len(self._entries) >= MAX_ENTRIES:  # guessed keys must not grow the cache without bound
-                self._entries.clear()
-            self._entries[key] = (time.monotonic() + self.ttl, value)
+            if generation == self._generation:
+                if len(self._entries) >= MAX_ENTRIES:  # guessed keys must not grow the cache without bound
+                    self._entries.clear()
+                self._entries[key] = (time.monotonic() + self.ttl, value)
             return value
         finally:
-            self._loading.pop(key, None)
+            if generation == self._generation:
+                self._loading.pop(key, None)
 
 
 def _retrieve(future: asyncio.Future[V]) -> None:

@@ -1,4 +1,5 @@
-"""No fetches to where the gateway's own network is: loopback, private, link-local, multicast, reserved.
+"""No fetches to where the gateway's own network is: loopback, private, link-local, site-local, multicast,
+reserved, and IPv6 addresses that wrap such an IPv4 address (IPv4-mapped, 6to4, NAT64).
 
 A host is resolved once, every address it resolves to is checked, and the connection is made to the
 checked address (the request keeps the host name for the Host header and TLS), so a DNS answer that
@@ -26,6 +27,12 @@ class UnresolvedHost(Exception):
 
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+"""The well-known NAT64 prefix (RFC 6052): the IPv4 address is the last 32 bits."""
+_LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")
+"""The local-use NAT64 prefix (RFC 8215). Where its IPv4 address sits depends on the local translator's
+prefix length; only the /96 form (zeros between the prefix and the last 32 bits) is read, as an IPv4
+address, and every other address in it is refused: it may wrap anything."""
+_LOCAL_NAT64_96 = ipaddress.ip_network("64:ff9b:1::/96")
 
 
 def parse_networks(spec: str | Iterable[str]) -> tuple[IPNetwork, ...]:
@@ -40,13 +47,18 @@ def _plain(address: IPAddress) -> IPAddress:
             return address.ipv4_mapped
         if address.sixtofour is not None:
             return address.sixtofour
-        if address in _NAT64:
+        if address in _NAT64 or address in _LOCAL_NAT64_96:
             return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return address
 
 
 def is_public(address: IPAddress) -> bool:
+    """Whether an address is on the public internet; an IPv6 address that wraps an IPv4 one (mapped, 6to4,
+    NAT64) is judged by the IPv4 address it wraps."""
     plain = _plain(address)
+    if isinstance(plain, ipaddress.IPv6Address) and (plain.is_site_local or plain in _LOCAL_NAT64):
+        # fec0::/10 is deprecated but still routed inside some sites; the standard library calls it global
+        return False
     return plain.is_global and not plain.is_multicast and not plain.is_reserved
 
 

@@ -30,4 +30,16 @@ class RetryPolicy:
         """Seconds before attempt ``attempts + 1``: ``base``, multiplied by ``factor`` per attempt, at most
         ``cap`` (5 s, 10 s, 20 s, ... 10 minutes by default). Also the wait before trying a busy carrier
         again, which is not counted as a failure."""
-        return float(min(self.cap, self.base * self.factor ** max(0, attempts - 1)))
+        try:
+            grown = self.base * self.factor ** max(0, attempts - 1)
+        except OverflowError:  # a message throttled for days counts attempts past what a float can raise
+            return float(self.cap)
+        return float(min(self.cap, grown))
+
+    def busy(self, attempts: int, asked: float | None = None) -> float:
+        """Seconds before trying a busy carrier again: its own hint (``retry_after``) when it gave one, else
+        the backoff; never more than ``cap``, so a throttled message is tried again at least that often as
+        long as it lives, instead of waiting for its expiry."""
+        if asked is not None and asked >= 0:
+            return float(min(self.cap, asked))
+        return self.backoff(attempts)

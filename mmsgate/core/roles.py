@@ -117,6 +117,11 @@ class Accounts(Protocol):
         """Find the key (by its hash) and its account; None if there is no such key."""
         ...
 
+    def watch_keys(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` each time this store revokes or removes a key, so the caches of its process
+        forget what they know of keys at once; other processes' caches see it when their answers expire."""
+        ...
+
 
 class Numbers(Protocol):
     """An account's campaigns (``service-id``), sender numbers and blocked recipients."""

@@ -113,7 +113,7 @@ class Delivery:
                 message = msgspec.structs.replace(message, state=S.FALLBACK)
             except CarrierBusy as exc:
                 # throttled: try again later, as long as the message lives (not counted as a failure)
-                delay = exc.retry_after if exc.retry_after is not None else self.policy.backoff(job.attempts)
+                delay = self.policy.busy(job.attempts, exc.retry_after)
                 log.info(
                     "message %s: carrier %s busy, again in %.0f s: %s",
                     message.tracking_id,

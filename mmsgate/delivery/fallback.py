@@ -116,7 +116,7 @@ class SmsFallback:
             await self.lifecycle.advance(
                 Step(message.tracking_id, S.FALLBACK, None, "SMS not taken", f"{connector.name}: {exc}")
             )
-            delay = exc.retry_after if exc.retry_after is not None else self.policy.backoff(job.attempts)
+            delay = self.policy.busy(job.attempts, exc.retry_after)
             log.info(
                 "message %s: SMS connection %s busy, again in %.0f s: %s", sms.tracking_id, connector.name, delay, exc
             )

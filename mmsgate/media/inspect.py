@@ -2,7 +2,8 @@
 
 Images decode with Pillow under a pixel-count cap (decompression bombs) and a frame cap; audio and video
 are probed with PyAV; vCards parse with vobject; iCalendar with icalendar; PDFs open with pypdf and must
-have a page. Blocking and CPU-bound: run in a worker process (see :mod:`mmsgate.media.pool`).
+have a page, and their streams may not inflate past :data:`~mmsgate.media.pdf.MAX_PDF_INFLATED` (a bomb).
+Blocking and CPU-bound: run in a worker process (see :mod:`mmsgate.media.pool`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from mmsgate.core.model import MediaKind
 from mmsgate.errors import MediaError
 from mmsgate.media.kinds import RULES
+from mmsgate.media.pdf import MAX_PDF_INFLATED, OverLimit, inflated_size
 
 MAX_PIXELS = 40_000_000
 """Largest image (width × height) that is decoded at all; past it the image is refused as a bomb."""
@@ -159,6 +161,11 @@ def _pdf(content_type: str, body: bytes) -> MediaInfo:
     try:
         reader = pypdf.PdfReader(io.BytesIO(body), strict=False)
         pages = len(reader.pages)
+        inflated_size(reader, MAX_PDF_INFLATED)
+    except OverLimit as exc:
+        raise MediaError(
+            bad, f"PDF refused as a decompression bomb: its streams inflate past {MAX_PDF_INFLATED} bytes"
+        ) from exc
     except (PyPdfError, ValueError, KeyError, TypeError, OSError, RecursionError) as exc:
         raise MediaError(bad, f"PDF does not open: {exc}") from exc
     if pages < 1:

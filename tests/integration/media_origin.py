@@ -79,9 +79,10 @@ def status_reply(status: int, body: bytes = b"") -> Reply:
 class Origin:
     """One HTTP server; ``routes`` maps a path to a fixed :class:`Reply` or a handler making one."""
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host = host
-        self.port = 0
+        self.port = port
+        """0 until started: a free port the kernel picks."""
         self.routes: dict[str, Reply | Handler] = {}
         self.requests: list[Request] = []
         self.sent: list[Sent] = []
@@ -89,7 +90,7 @@ class Origin:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> Origin:
-        self._server = await asyncio.start_server(self._serve, self.host, 0)
+        self._server = await asyncio.start_server(self._serve, self.host, self.port)
         self.port = int(self._server.sockets[0].getsockname()[1])
         return self
 

@@ -6,6 +6,7 @@ Every rule has a test that fails when the rule breaks. Each test runs on SQLite 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Mapping
 from datetime import timedelta, timezone
 from pathlib import Path
@@ -19,6 +20,8 @@ from mmsgate.app import Gateway, create_app
 from mmsgate.config import Settings, load_settings
 from mmsgate.core.model import NumberKind
 from mmsgate.store import Store
+from mmsgate.store.postgres import PostgresStore
+from mmsgate.store.sqlite import SqliteStore
 from tests.conftest import Caller, provision
 from tests.integration.contract_support import (
     API,
@@ -41,6 +44,7 @@ from tests.integration.contract_support import (
     view,
 )
 from tests.store_support import message_ids
+from tests.waiting import eventually
 
 DAY = timedelta(days=1)
 HOUR = timedelta(hours=1)
@@ -177,6 +181,61 @@ async def test_revoked_key_is_e104(client: httpx.AsyncClient, store: Store, call
     (key,) = await store.accounts.list_keys(caller.account_id)
     await store.accounts.revoke_key(key.id)
     assert_failure(await send(client, caller), "E104")
+
+
+@pytest.fixture
+async def cached_client(store: Store, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with its key cache on and long (an hour): only an invalidation makes it forget a key."""
+    settings = load_settings(data_dir=tmp_path / "cached", auth_cache_seconds=3600.0)
+    transport = httpx.ASGITransport(app=create_app(settings, store))
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as http:
+        yield http
+
+
+@pytest.mark.parametrize("how", ["revoked", "removed", "account deleted"])
+async def test_a_used_key_is_refused_at_once_when_revoked_with_the_cache_on(
+    cached_client: httpx.AsyncClient, store: Store, caller: Caller, how: str
+) -> None:
+    other = await provision(store, "28445")
+    assert_sent(await send(cached_client, caller), caller.to)  # the key's answer is now cached
+    assert_sent(await send(cached_client, other), other.to)
+    (key,) = await store.accounts.list_keys(caller.account_id)
+    if how == "revoked":
+        await store.accounts.revoke_key(key.id)
+    elif how == "removed":
+        await store.accounts.delete_key(key.id)
+    else:
+        await store.accounts.delete_account(caller.account_id)
+    assert_failure(await send(cached_client, caller), "E104")
+    assert_sent(await send(cached_client, other), other.to)  # other keys are looked up again, and still work
+
+
+async def test_a_key_revoked_by_another_process_is_refused_within_the_cache_time(
+    store: Store, caller: Caller, tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    """The command line revokes through a store of its own: the API process learns it when its cached
+    answer expires, ``auth_cache_seconds`` later at most."""
+    ttl = 0.5
+    settings = load_settings(data_dir=tmp_path / "cached", auth_cache_seconds=ttl)
+    elsewhere: Store = SqliteStore(tmp_path / "store.sqlite3")
+    if backend == "postgresql":
+        elsewhere = PostgresStore(request.getfixturevalue("pg_url"))
+    await elsewhere.open()
+    transport = httpx.ASGITransport(app=create_app(settings, store))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as http:
+            assert_sent(await send(http, caller), caller.to)
+            (key,) = await elsewhere.accounts.list_keys(caller.account_id)
+            await elsewhere.accounts.revoke_key(key.id)
+            revoked_at = time.monotonic()
+
+            async def refused() -> float | None:
+                answer = await send(http, caller)
+                return time.monotonic() - revoked_at if answer.get("error-code") == "E104" else None
+
+            assert await eventually(refused, within=10, what="the revoked key to be refused") <= ttl + 0.5
+    finally:
+        await elsewhere.close()
 
 
 async def test_other_key_of_the_account_still_works_after_one_is_revoked(
@@ -316,6 +375,9 @@ FIELD_FAILURES: list[tuple[str, dict[str, object], str, str]] = [
     ("fallback empty", {"fallback_sms_text": ""}, "E622", "fallback-sms-text"),
     ("fallback blank", {"fallback_sms_text": "   "}, "E622", "fallback-sms-text"),
     ("fallback number", {"fallback_sms_text": 5}, "E622", "fallback-sms-text"),
+    ("fallback 1601", {"fallback_sms_text": "f" * 1601}, "E100", "fallback-sms-text"),
+    ("fallback 1601 non-ascii", {"fallback_sms_text": "é" * 1601}, "E100", "fallback-sms-text"),
+    ("fallback 1601 emoji", {"fallback_sms_text": "☕" * 1600 + "!"}, "E100", "fallback-sms-text"),
     (
         "fallback missing, fallback explicitly enabled",
         {"fallback_sms_text": None, "disable-fallback-sms": False},
@@ -358,6 +420,8 @@ FIELD_SUCCESSES: list[tuple[str, dict[str, object]]] = [
     ("subject 80 non-ascii", {"message-subject": "é" * 80}),
     ("subject empty", {"message-subject": ""}),
     ("fallback not needed when disabled", {"fallback_sms_text": None, "disable-fallback-sms": True}),
+    ("fallback 1600", {"fallback_sms_text": "f" * 1600}),
+    ("fallback 1600 non-ascii", {"fallback_sms_text": "é" * 1600}),
     ("client-reference 64", {"client-reference": "r" * 64}),
     ("client-reference empty", {"client-reference": ""}),
     ("slide 8", {"slide": text_slides(8)}),

@@ -11,6 +11,7 @@ import asyncio
 import ipaddress
 import resource
 import time
+import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
@@ -226,6 +227,34 @@ async def test_decompression_bomb_png_is_e341_without_decoding_it(origin: Origin
     assert time.monotonic() - started < 5.0
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert grown_mb < 50, f"checking the bomb grew the process by {grown_mb:.0f} MB"
+
+
+async def test_pdf_bomb_is_e629_without_inflating_it(origin: Origin, fetcher: Fetcher) -> None:
+    """A 300 KB PDF whose one content stream inflates to 300 MB opens with pypdf and has a page; the
+    bounded count of its streams refuses it, having inflated no more than the limit, and holding none of it."""
+    bomb = samples.pdf_bomb(300 * 1024 * 1024)
+    assert len(bomb) < 400 * 1024
+    url = origin.route("/bomb.pdf", file_reply(bomb, "application/pdf"))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.monotonic()
+    error = await refusal(fetcher, url, K.PDF)
+    assert error.code == "E629"
+    assert "decompression bomb" in error.detail
+    assert time.monotonic() - started < 5.0
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 50, f"checking the bomb grew the process by {grown_mb:.0f} MB"
+
+
+async def test_a_pdf_with_compressed_content_under_the_limit_is_accepted(origin: Origin, fetcher: Fetcher) -> None:
+    text = b"BT /F1 12 Tf 72 712 Td (Your invoice) Tj ET\n" * 2000
+    document = samples.pdf_with_streams(
+        (zlib.compress(text, 9), ("/FlateDecode",)),
+        (b"0 0 m 100 100 l S", ()),
+        (samples.deflated_zeros(4 << 20), ("/Fl",)),
+    )
+    got = await obtain(fetcher, origin.route("/invoice.pdf", file_reply(document, "application/pdf")), K.PDF)
+    assert got.fetched.body == document
+    assert got.info.frames == 1
 
 
 async def test_image_over_the_pixel_limit_but_under_pillows_is_e341(origin: Origin, fetcher: Fetcher) -> None:
@@ -557,8 +586,42 @@ REFUSED_BY_DEFAULT = [
     "::ffff:169.254.169.254",
     "2002:7f00:1::1",
     "2002:a00:1::1",
+    "2002:c0a8:101::1",
+    "2002:a9fe:a9fe::1",
+    "::ffff:192.168.1.1",
+    "::ffff:0.0.0.0",
+    # the deprecated site-local range, which the standard library calls global
+    "fec0::1",
+    "fec0:1:2:3::4",
+    "feff:ffff::1",
+    # NAT64 (well-known and local-use prefixes) wrapping a non-public IPv4 address
+    "64:ff9b::10.0.0.1",
+    "64:ff9b::127.0.0.1",
+    "64:ff9b::169.254.169.254",
+    "64:ff9b::192.168.0.1",
+    "64:ff9b:1::10.0.0.1",
+    "64:ff9b:1::127.0.0.1",
+    "64:ff9b:1::169.254.169.254",
+    # local-use NAT64 outside its /96 form: where the IPv4 address sits depends on the local translator
+    "64:ff9b:1:a00:1::",
+    "64:ff9b:1:ffff::8.8.8.8",
 ]
-PUBLIC = ["93.184.216.34", "8.8.8.8", "1.1.1.1", "172.32.0.1", "2606:4700:4700::1111", "::ffff:8.8.8.8"]
+PUBLIC = [
+    "93.184.216.34",
+    "8.8.8.8",
+    "1.1.1.1",
+    "172.32.0.1",
+    "2606:4700:4700::1111",
+    "::ffff:8.8.8.8",
+    "::ffff:93.184.216.34",
+    "2002:808:808::1",
+    "2002:5db8:d822:1::2",
+    # NAT64 wrapping a public IPv4 address: an IPv6-only gateway reaches IPv4 origins this way
+    "64:ff9b::8.8.8.8",
+    "64:ff9b::93.184.216.34",
+    "64:ff9b:1::8.8.8.8",
+    "64:ff9b:1::93.184.216.34",
+]
 
 
 @pytest.mark.parametrize("address", REFUSED_BY_DEFAULT)
@@ -584,6 +647,27 @@ def test_guard_honours_allowed_networks() -> None:
     assert guard.permits(ipaddress.ip_address("8.8.8.8"))
 
 
+def test_guard_allows_a_listed_nat64_or_site_local_network() -> None:
+    guard = AddressGuard(parse_networks("64:ff9b:1::/48,fec0::/10"))
+    assert guard.permits(ipaddress.ip_address("64:ff9b:1:a00:1::"))
+    assert guard.permits(ipaddress.ip_address("fec0::1"))
+    assert not guard.permits(ipaddress.ip_address("64:ff9b::10.0.0.1"))
+
+
+@pytest.mark.parametrize(
+    "target", ["http://[fec0::1]/a.jpg", "http://[64:ff9b::a00:1]/a.jpg", "http://[64:ff9b:1::a9fe:a9fe]/a.jpg"]
+)
+async def test_fetches_to_site_local_and_nat64_wrapped_private_addresses_are_refused(
+    fetcher: Fetcher, target: str
+) -> None:
+    started = time.monotonic()
+    error = await refusal(fetcher, target, K.IMAGE)
+    assert error.code == "E351"
+    assert "non-public" in error.detail
+    assert not error.retryable
+    assert time.monotonic() - started < 2.0  # refused before any connection attempt, not timed out
+
+
 def test_parse_networks_accepts_strings_and_iterables() -> None:
     assert parse_networks("") == ()
     assert parse_networks(" 127.0.0.1/8 , ::1 ") == (
@@ -604,6 +688,10 @@ async def test_guard_resolves_names_and_checks_every_address() -> None:
         await AddressGuard().resolve("no-such-host.invalid", 80)
     assert await LOOPBACK.resolve("localhost", 80) == ipaddress.ip_address("127.0.0.1")
     assert await AddressGuard().resolve("93.184.216.34", 80) == ipaddress.ip_address("93.184.216.34")
+    wrapped = ipaddress.ip_address("64:ff9b:1::93.184.216.34")
+    assert await AddressGuard().resolve("[64:ff9b:1::5db8:d822]", 80) == wrapped
+    with pytest.raises(BlockedAddress, match="non-public"):
+        await AddressGuard().resolve("[fec0::1]", 80)
 
 
 # messages that need one URL at once ----------------------------------------------------------------

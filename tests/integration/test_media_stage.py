@@ -388,12 +388,14 @@ async def test_worker_prepares_messages_and_reports_failures(
     big = origin.route("/big.png", file_reply(samples.png(1600, 1200), "image/png"))
     html = origin.route("/fake.png", file_reply(samples.html(), "image/png"))
     pdf = origin.route("/doc.pdf", file_reply(samples.pdf(), "application/pdf"))
+    bomb = origin.route("/bomb.pdf", file_reply(samples.pdf_bomb(), "application/pdf"))
     ids = {
         "good": await send(client, caller, {"message-text": "hi", "image": {"url": good}}),
         "big": await send(client, caller, {"image": {"url": big}}),
         "missing": await send(client, caller, {"image": {"url": origin.url("/missing.jpg")}}),
         "html": await send(client, caller, {"image": {"url": html}}),
         "pdf": await send(client, caller, {"message-text": "your invoice", "pdf": {"url": pdf}}),
+        "bomb": await send(client, caller, {"pdf": {"url": bomb}}),
     }
     async with running_worker(settings, store):
         done = {name: await settled_message(store, caller.account_id, tid) for name, tid in ids.items()}
@@ -433,6 +435,13 @@ async def test_worker_prepares_messages_and_reports_failures(
     assert invalid.code == EventCode.CONTENT_INVALID.value == "E011"
     assert invalid.status == "Content validation failed"
     assert invalid.details.startswith("E629")
+
+    assert done["bomb"].state is MessageState.FAILED, await store.messages.list_events(ids["bomb"])
+    refused = await last_event(store, ids["bomb"])
+    assert refused.code == EventCode.CONTENT_INVALID.value == "E011"
+    assert refused.details.startswith("E629: slide 1 pdf:")
+    assert "decompression bomb" in refused.details
+    assert await store.messages.list_parts(ids["bomb"]) == []
 
 
 async def test_worker_prepares_templates_and_sends_saved_messages_from_them(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -207,15 +208,56 @@ CANCEL = b"""<?xml version="1.0"?>
 <MM7Version>6.8.0</MM7Version><MessageID>m-1</MessageID></CancelReq></env:Body></env:Envelope>"""
 
 
-@pytest.mark.parametrize(("status", "codes"), [("Rejected", ["N101", "E102"]), ("Expired", ["N101", "N103"])])
-async def test_reports_end_the_message(
-    store: Store, backend: str, tmp_path: Path, request: pytest.FixtureRequest, status: str, codes: list[str]
+REPORTED = {
+    "Retrieved": ["N101", "N102"],
+    "Forwarded": ["N101", "N102"],
+    "Rejected": ["N101", "E102"],
+    "Expired": ["N101", "N103"],
+    "Unrecognized": ["N101", "E102"],
+    "Unrecognised": ["N101", "E202"],  # listed as "cannot take MMS": the SMS fallback, and no SMS connection here
+}
+"""Every MMStatus of TS 23.140 that ends a message, and the postbacks it ends in."""
+WAITING = ("Deferred", "Indeterminate")
+"""The MMStatus values that do not end a message: it keeps waiting for its final report."""
+
+
+async def test_every_mm7_report_status_ends_the_message_as_it_should(
+    store: Store, backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    async with mm7_gateway(store, backend, tmp_path, request, {"REPORT_STATUS": status}) as mm7:
+    """One message per MMStatus, each first reported Deferred by the MMSC, then with its own status."""
+    async with mm7_gateway(store, backend, tmp_path, request, {"REPORT_STATUS": "Deferred"}) as mm7:
         caller, _ = await mm7.gateway.account()
-        tracking_id = await mm7.gateway.send(caller, slide=[{"message-text": "reported"}])
-        received = await mm7.gateway.postbacks(tracking_id, codes)
-        assert f"MMStatus {status}" in received[-1].json["status-details"]
+        statuses = [*REPORTED, *WAITING]
+        sent = {status: await mm7.gateway.send(caller, slide=[{"message-text": status}]) for status in statuses}
+        for tracking_id in sent.values():
+            await mm7.gateway.postbacks(tracking_id, ["N101"])
+        await mm7.mmsc.gather("report_sent", len(statuses))
+        carrier_ids = {s["transactionId"]: s["messageId"] for s in mm7.mmsc.of("submit")}
+        for status, tracking_id in sent.items():
+            await mm7.mmsc.send({"cmd": "report", "messageId": carrier_ids[tracking_id], "status": status})
+        await mm7.mmsc.gather("report_sent", 2 * len(statuses), statusCode=1000)
+
+        ended = {status: (await mm7.gateway.postbacks(sent[status], codes))[-1] for status, codes in REPORTED.items()}
+        for status in ("Rejected", "Expired", "Unrecognized"):
+            assert f"MMStatus {status}" in ended[status].json["status-details"]
+        assert ended["Forwarded"].json["status"] == ended["Retrieved"].json["status"] == "Delivered"
+        for status, state in [("Forwarded", MessageState.DELIVERED), ("Rejected", MessageState.REJECTED)]:
+            assert (await store.messages.find_message(sent[status])).state is state
+
+        async def noted(tracking_id: str, status: str) -> list[str] | None:
+            events = [f"{e.status}: {e.details}" for e in await store.messages.list_events(tracking_id)]
+            reports = [e for e in events if e.startswith("Delivery report: MMStatus ")]
+            # the MMSC's first report (Deferred) and the test's
+            return (
+                events if len(reports) == 2 and reports[-1].startswith(f"Delivery report: MMStatus {status}") else None
+            )
+
+        for status in WAITING:
+            events = await eventually(functools.partial(noted, sent[status], status), 15, f"the {status} report")
+            assert all(e.endswith("; still waiting") for e in events if e.startswith("Delivery report"))
+            assert (await store.messages.find_message(sent[status])).state is MessageState.SUBMITTED
+        received = [r.json.get("tracking-id") for r in mm7.gateway.receiver.received]
+        assert all(received.count(sent[status]) == 1 for status in WAITING)  # N101 only
 
 
 async def test_a_report_listed_as_cannot_take_mms_falls_back_to_an_sms_over_smpp(

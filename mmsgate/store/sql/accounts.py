@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 from mmsgate.core.model import (
@@ -40,6 +41,14 @@ class SqlAccounts:
 
     def __init__(self, db: SqlDatabase) -> None:
         self._db = db
+        self._key_watchers: list[Callable[[], None]] = []
+
+    def watch_keys(self, listener: Callable[[], None]) -> None:
+        self._key_watchers.append(listener)
+
+    def _keys_changed(self) -> None:
+        for listener in self._key_watchers:
+            listener()
 
     async def create_account(self, name: str) -> Account:
         # every account gets a postback secret, so its postbacks are signed from the first one
@@ -104,6 +113,7 @@ class SqlAccounts:
         rows = await self._db.write([("DELETE FROM accounts WHERE id = ? RETURNING id", (account_id,))])
         if not rows[0]:
             raise NotFound(f"no account {account_id}")
+        self._keys_changed()  # its keys went with it
 
     async def account_config(self, account_id: str) -> AccountConfig:
         account = await self.get_account(account_id)
@@ -153,11 +163,13 @@ class SqlAccounts:
         rows = await self._db.write([("UPDATE api_keys SET revoked = ? WHERE id = ? RETURNING id", (True, key_id))])
         if not rows[0]:
             raise NotFound(f"no key {key_id}")
+        self._keys_changed()
 
     async def delete_key(self, key_id: str) -> None:
         rows = await self._db.write([("DELETE FROM api_keys WHERE id = ? RETURNING id", (key_id,))])
         if not rows[0]:
             raise NotFound(f"no key {key_id}")
+        self._keys_changed()
 
     async def authenticate(self, api_key: str) -> tuple[ApiKey, Account] | None:
         key_columns = ", ".join(f"k.{c.strip()}" for c in KEY_COLUMNS.split(","))
