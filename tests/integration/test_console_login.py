@@ -188,8 +188,9 @@ def test_a_trusted_proxy_setting_must_be_networks(tmp_path: Path) -> None:
 async def test_an_expired_session_is_refused(store: Store, tmp_path: Path, browsers: list[httpx.AsyncClient]) -> None:
     app = console_app(store, tmp_path)
     expired, live = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-    await store.console.create_console_session(token_hash(expired), utcnow() - timedelta(seconds=1))
+    # the expired one last: making a session deletes the expired ones before it
     await store.console.create_console_session(token_hash(live), utcnow() + timedelta(hours=1))
+    await store.console.create_console_session(token_hash(expired), utcnow() - timedelta(seconds=1))
     for token, allowed in ((live, True), (expired, False)):
         http = browser(browsers, app, "192.0.2.10")
         http.cookies.set("mmsgate_console", token, domain="gateway.test", path="/console")
