@@ -25,6 +25,7 @@ from mmsgate.api.auth import Authenticator
 from mmsgate.api.endpoint import Endpoint
 from mmsgate.api.status import StatusView
 from mmsgate.carriers import PLUGINS
+from mmsgate.common.guard import parse_networks
 from mmsgate.common.http import json_response
 from mmsgate.config import Settings
 from mmsgate.process import tune_gc
@@ -86,6 +87,7 @@ def create_app(settings: Settings, store: Store | None = None, *, migrate: bool 
         inbound=inbound,
         blobs=blobs,
         public_url=public_url_resolver(settings, the_store.values),
+        trusted_proxies=parse_networks(settings.trusted_proxies),
     )
 
     @functools.cache
@@ -132,6 +134,7 @@ def create_app(settings: Settings, store: Store | None = None, *, migrate: bool 
     app.state.store = the_store
     app.state.endpoint = endpoint
     app.state.inbound = inbound
+    app.state.console = console
     return Gateway(endpoint, app)
 
 

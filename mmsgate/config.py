@@ -3,11 +3,12 @@ variables, then a TOML file (``MMSGATE_CONFIG``), then the defaults below."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -29,6 +30,19 @@ class Settings(BaseSettings):
     port: int = Field(default=8080, ge=0, le=65535)
     public_url: str | None = Field(default=None, description="base URL the gateway is reached at")
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="largest accepted API body")
+    http_header_timeout: float = Field(
+        default=10.0, gt=0, description="seconds a request's headers may take to arrive (else 408, closed)"
+    )
+    http_body_timeout: float = Field(
+        default=30.0, gt=0, description="seconds a request's body may take after its headers (else 408, closed)"
+    )
+    http_max_connections: int = Field(
+        default=1000, ge=1, description="open HTTP connections per process; more are answered 503 and closed"
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="comma-separated CIDRs of reverse proxies whose X-Forwarded-For names the console's client",
+    )
     auth_cache_seconds: float = Field(
         default=1.0, ge=0, description="how long a key and its account's settings are cached per process"
     )
@@ -97,6 +111,17 @@ class Settings(BaseSettings):
         default=7.0, gt=0, description="days finished jobs, ended postbacks and sandbox records are kept"
     )
     prune_interval: float = Field(default=600.0, gt=0, description="seconds between two prunes by a worker")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for item in value.split(","):
+            if item.strip():
+                try:
+                    ipaddress.ip_network(item.strip(), strict=False)
+                except ValueError as exc:
+                    raise ValueError(f"{item.strip()!r} is not a network in CIDR form (e.g. 10.0.0.0/8)") from exc
+        return value
 
     @classmethod
     def settings_customise_sources(

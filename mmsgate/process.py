@@ -4,15 +4,19 @@ tuning, in one place for ``serve``, ``api`` (one process or several) and ``worke
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import signal
 import socket
 from collections.abc import Callable, Coroutine
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mmsgate.config import Settings
+
+if TYPE_CHECKING:
+    from mmsgate.http_server import GuardedConfig
 
 GC_THRESHOLDS = (20_000, 50, 100)
 """Allocations between collections of the youngest generation, and collections of each generation between
@@ -56,17 +60,7 @@ async def serve_http(app: Any, settings: Settings, listening: Callable[[int], Co
             await super().startup(sockets)
             self.ready.set()
 
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        loop="none",
-        http="httptools",
-        access_log=False,
-        proxy_headers=False,  # nothing here reads the client's address
-        log_level="warning",
-        timeout_graceful_shutdown=10,
-    )
+    config = http_config(app, settings, loop="none", timeout_graceful_shutdown=10)
     server = _Server(config)
     # uvicorn takes SIGINT/SIGTERM while it serves and, once shut down, raises the signal again for the
     # handler it found installed: let that be a quiet one, so the workers and the store still close
@@ -89,22 +83,32 @@ def _after_shutdown(sig: int, frame: FrameType | None) -> None:
 def serve_processes(settings: Settings, processes: int) -> None:
     """Serve the HTTP API from ``processes`` processes sharing the port; each builds its settings from the
     environment (:func:`mmsgate.app.app_from_environment`)."""
-    import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
     os.environ["MMSGATE_DATA_DIR"] = str(settings.data_dir)
     if settings.database:
         os.environ["MMSGATE_DATABASE"] = settings.database
-    uvicorn.run(
-        "mmsgate.app:app_from_environment",
-        factory=True,
+
+    config = http_config("mmsgate.app:app_from_environment", settings, factory=True, workers=processes, loop="uvloop")
+    # what uvicorn.run does for several workers, with the guarded configuration (uvicorn.run builds its own)
+    with contextlib.suppress(KeyboardInterrupt):
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+
+
+def http_config(app: Any, settings: Settings, **options: Any) -> GuardedConfig:
+    """uvicorn's configuration for a gateway process: httptools with the request deadlines, the connection cap
+    and strict framing of :mod:`mmsgate.http_server`."""
+    from mmsgate.http_server import GuardedConfig, HttpLimits
+
+    return GuardedConfig(
+        app,
+        HttpLimits.of(settings),
         host=settings.host,
         port=settings.port,
-        workers=processes,
-        loop="uvloop",
-        http="httptools",
         access_log=False,
-        proxy_headers=False,  # nothing here reads the client's address
+        proxy_headers=False,  # the console reads X-Forwarded-For itself, from trusted proxies only
         log_level="warning",
+        **options,
     )
 
 

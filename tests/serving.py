@@ -10,17 +10,21 @@ from collections.abc import AsyncIterator
 import uvicorn
 from starlette.types import ASGIApp
 
+from mmsgate.http_server import GuardedConfig, HttpLimits
 from tests.waiting import eventually
 
 
 @contextlib.asynccontextmanager
-async def served(app: ASGIApp) -> AsyncIterator[str]:
-    """Serve ``app`` until the context ends; its base URL. The lifespan is off: the store is the test's,
-    and the app's start-up would tune this process's collector."""
+async def served(app: ASGIApp, limits: HttpLimits | None = None) -> AsyncIterator[str]:
+    """Serve ``app`` until the context ends; its base URL. The server is the gateway's (uvicorn with the
+    deadlines, the connection cap and the strict framing of ``mmsgate.http_server``; ``limits`` default to
+    the settings' defaults). The lifespan is off: the store is the test's, and the app's start-up would tune
+    this process's collector."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False))
+    config = GuardedConfig(app, limits or HttpLimits(), lifespan="off", log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
 
     async def started() -> bool | None:

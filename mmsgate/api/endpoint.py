@@ -17,7 +17,7 @@ from starlette.types import Receive, Scope, Send
 
 from mmsgate import contract
 from mmsgate.api.auth import Authenticator
-from mmsgate.common.http import failure_body
+from mmsgate.common.http import api_key_of, failure_body
 from mmsgate.core.codes import ACCEPTED_DETAILS, TEMPLATE_ACCEPTED_DETAILS, ErrorCode
 from mmsgate.core.model import AccountConfig, Sending, utcnow
 from mmsgate.core.roles import Accepting
@@ -90,21 +90,21 @@ class Endpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The endpoint as a bare ASGI app: the hot path, without a framework's layers around it."""
-        api_key = declared = None
+        declared = None
         for name, value in scope["headers"]:
-            if name == b"x-api-key":
-                api_key = value.decode("latin-1")
-            elif name == b"content-length":
+            if name == b"content-length":
                 declared = value.decode("latin-1")
-        status, body = await self.answer(api_key, declared, receive)
+        status, body = await self.answer(scope["headers"], declared, receive)
         headers = [(b"content-length", str(len(body)).encode())]
         if body:
             headers.append((b"content-type", b"application/json"))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    async def answer(self, api_key: str | None, declared: str | None, receive: Receive) -> tuple[int, bytes]:
-        """HTTP status and JSON body for one call."""
+    async def answer(
+        self, headers: Iterable[tuple[bytes, bytes]], declared: str | None, receive: Receive
+    ) -> tuple[int, bytes]:
+        """HTTP status and JSON body for one call with the request's raw ``headers``."""
         if self.shutting_down:
             return failure_body(ErrorCode.INTERNAL, "the gateway is shutting down; retry on another instance", 503)
         try:
@@ -113,7 +113,10 @@ class Endpoint:
             return 400, b""
         except BodyTooLarge:
             return failure_body(ErrorCode.INVALID_REQUEST, f"the body is larger than {self.max_body} bytes", 413)
-        return await self._answer(body, self.auth.account_for(api_key))
+        return await self._answer(body, self._caller(headers))
+
+    async def _caller(self, headers: Iterable[tuple[bytes, bytes]]) -> AccountConfig:
+        return await self.auth.account_for(api_key_of(headers))
 
     async def answer_as(self, account_id: str, body: bytes) -> tuple[int, bytes]:
         """HTTP status and JSON body for one call made as ``account_id``, without a key: for callers in

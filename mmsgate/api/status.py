@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mmsgate.api.auth import Authenticator
-from mmsgate.common.http import failure, json_response
+from mmsgate.common.http import api_key_of, failure, json_response
 from mmsgate.core.codes import ACCEPTED_DETAILS, TEMPLATE_ACCEPTED_DETAILS, ErrorCode
 from mmsgate.core.model import AccountConfig, Event, Sending, iso, slides_to_wire
 from mmsgate.core.roles import Messages
@@ -52,7 +52,7 @@ class StatusView:
 
     async def _caller(self, request: Request) -> AccountConfig | Response:
         try:
-            return await self.auth.account_for(request.headers.get("x-api-key"))
+            return await self.auth.account_for(api_key_of(request.headers.raw))
         except ApiError as exc:
             return failure(exc.code, exc.info, _AUTH_STATUS.get(exc.code, 400))
 

@@ -3,12 +3,14 @@ that carry the contract's E-code (``{"status": "failure", "error-code", "error-i
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
 from starlette.responses import Response
 
 from mmsgate.core.codes import ErrorCode
+from mmsgate.errors import ApiError
 
 _encoder = msgspec.json.Encoder()
 
@@ -25,3 +27,15 @@ def failure_body(code: ErrorCode, info: str, status: int = 200) -> tuple[int, by
 def failure(code: ErrorCode, info: str, status: int = 200) -> Response:
     status, body = failure_body(code, info, status)
     return Response(body, status_code=status, media_type="application/json")
+
+
+def api_key_of(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    """The request's ``x-api-key`` (None without one), from its raw headers. Given twice it is refused E104,
+    even twice the same: a proxy in front may have read the other one, so neither is the caller's for sure."""
+    key = None
+    for name, value in headers:
+        if name == b"x-api-key":
+            if key is not None:
+                raise ApiError(ErrorCode.INVALID_API_KEY, "the x-api-key header is given more than once")
+            key = value.decode("latin-1")
+    return key

@@ -30,7 +30,7 @@ from mmsgate.core.model import Message, Sending, Slide, utcnow
 from mmsgate.core.records import Behaviour, ConsoleUpload, Handset, MessageQuery, upload_token_hash
 from mmsgate.store import Store
 from mmsgate.store.sql.console import messages_page_query
-from mmsgate.web.console.auth import FREE_FAILURES, LoginThrottle, ensure_password, set_password, token_hash
+from mmsgate.web.console.auth import ensure_password, set_password, token_hash
 from tests import media_samples as samples
 from tests.conftest import Caller, provision
 from tests.integration.media_origin import file_reply
@@ -176,24 +176,6 @@ async def test_the_login_form_needs_its_own_token(gateway: Gateway) -> None:
     await http.get("/console/login")  # sets the login cookie
     forged = await http.post("/console/login", data={"token": "made-up", "password": PASSWORD})
     assert forged.status_code == 400 and "mmsgate_console" not in http.cookies
-
-
-async def test_failed_logins_back_off(gateway: Gateway) -> None:
-    http = gateway.http
-    for _ in range(FREE_FAILURES):
-        assert (await log_in(http, "wrong")).status_code == 401
-    held = await log_in(http)  # even the right password waits its turn
-    assert held.status_code == 429 and int(held.headers["retry-after"]) >= 1
-    assert "Too many failed logins" in held.text
-
-    throttle = LoginThrottle()
-    for n in range(FREE_FAILURES + 3):
-        throttle.failed("10.0.0.1", now=100.0)
-        expected = 0.0 if n + 1 < FREE_FAILURES else 2.0 ** (n + 1 - FREE_FAILURES)
-        assert throttle.wait("10.0.0.1", now=100.0) == expected
-    assert throttle.wait("10.0.0.2", now=100.0) == 0.0  # per client
-    throttle.succeeded("10.0.0.1")
-    assert throttle.wait("10.0.0.1", now=100.0) == 0.0
 
 
 async def test_the_password_is_made_at_first_start_and_can_be_reset(store: Store) -> None:

@@ -25,7 +25,7 @@ from mmsgate.carriers.base import InboundFile
 from mmsgate.carriers.plugin import EdgePorts
 from mmsgate.carriers.sandbox.carrier import HandsetMms, send_from_handset
 from mmsgate.carriers.sandbox.inbox import inbox_entry, inbox_part, sms_entry
-from mmsgate.common.http import json_response
+from mmsgate.common.http import api_key_of, json_response
 from mmsgate.contract import normalise_number
 from mmsgate.core.model import AccountConfig
 from mmsgate.core.records import Behaviour, Handset
@@ -57,7 +57,7 @@ class SandboxApi:
 
     async def _caller(self, request: Request) -> AccountConfig | Response:
         try:
-            return await self.authenticate(request.headers.get("x-api-key"))
+            return await self.authenticate(api_key_of(request.headers.raw))
         except ApiError as exc:
             return _error(401 if exc.code.value == "E104" else 403, exc.info)
 

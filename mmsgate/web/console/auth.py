@@ -4,23 +4,27 @@ A login makes a session: a random 256-bit token in a cookie (HttpOnly, SameSite=
 Secure over HTTPS) of which the store keeps only the SHA-256, with an expiry. Every form carries the
 session's CSRF token (an HMAC of the session token, so nothing more is stored); the login form, which
 comes before any session, pairs a hidden field with a SameSite=Strict cookie of the same random value.
-Failed logins are counted per client address: after a few, each further try must wait twice as long as
-the one before (up to five minutes).
+Failed logins slow the next ones down without ever locking the administrator out (:class:`LoginThrottle`):
+the right password is always accepted, after at most ``LOGIN_DELAY``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
+import ipaddress
 import secrets
 import time
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from mmsgate.common.guard import IPNetwork
 from mmsgate.core.model import utcnow
 from mmsgate.core.passwords import check_password, hash_password
 from mmsgate.core.roles import ConsoleState
@@ -30,9 +34,16 @@ LOGIN_COOKIE = "mmsgate_console_login"
 COOKIE_PATH = "/console"
 SESSION_LIFETIME = timedelta(hours=12)
 
+CONSOLE_USER = "admin"
+"""The one console account (one password); back-off is kept per account, so a name for it."""
 FREE_FAILURES = 3
-"""Failed logins a client may make before it has to wait."""
-MAX_WAIT = 300.0
+"""Failed logins a client address may make before its tries are slowed down."""
+FREE_ACCOUNT_FAILURES = 10
+"""Failed logins for the account, from any address, before every address's tries are slowed down."""
+LOGIN_DELAY = 1.0
+"""The longest a login waits before its password is checked, however many failures came before."""
+MAX_WAIT = 30.0
+"""The longest back-off, and so the longest a wrong password's answer is held."""
 MAX_CLIENTS = 10_000
 
 
@@ -134,30 +145,102 @@ class _Failures:
     retry_at: float
 
 
+@dataclass(slots=True)
+class _Turn:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
 class LoginThrottle:
-    """Failed logins per client, in memory: after ``FREE_FAILURES``, waits of 1, 2, 4, ... s (at most
-    ``MAX_WAIT``) between tries. A success forgets the client."""
+    """Failed logins in memory, per client address and per account (the console user).
+
+    After ``FREE_FAILURES`` failures from an address, or ``FREE_ACCOUNT_FAILURES`` for the account from
+    anywhere, they back off: waits of 1, 2, 4, ... s (at most ``MAX_WAIT``). A try made while backing off
+    waits ``LOGIN_DELAY`` at most before its password is checked, so the right password is accepted then,
+    whoever failed before; a wrong one's answer is held for the whole wait. Tries from one address are
+    taken one at a time, so while it backs off an address has at most one password checked per
+    ``LOGIN_DELAY``, and one a back-off if it waits for its answers. A success forgets the address and the
+    account.
+    """
 
     def __init__(self) -> None:
         self._clients: dict[str, _Failures] = {}
+        self._accounts: dict[str, _Failures] = {}
+        self._turns: dict[str, _Turn] = {}
 
-    def wait(self, client: str, now: float | None = None) -> float:
-        """Seconds ``client`` must still wait before it may try again (0: it may now)."""
-        failures = self._clients.get(client)
-        if failures is None:
-            return 0.0
-        return max(0.0, failures.retry_at - (time.monotonic() if now is None else now))
+    @contextlib.asynccontextmanager
+    async def turn(self, client: str) -> AsyncIterator[None]:
+        """One try at a time per client address (a queue, never a refusal)."""
+        turn = self._turns.get(client)
+        if turn is None:
+            turn = self._turns[client] = _Turn()
+        turn.users += 1
+        try:
+            async with turn.lock:
+                yield
+        finally:
+            turn.users -= 1
+            if turn.users == 0:
+                del self._turns[client]
 
-    def failed(self, client: str, now: float | None = None) -> None:
+    def wait(self, client: str, account: str, now: float | None = None) -> float:
+        """Seconds the address or the account is still backing off (0: neither is)."""
         moment = time.monotonic() if now is None else now
-        failures = self._clients.get(client)
-        if failures is None:
-            if len(self._clients) >= MAX_CLIENTS:  # many addresses: forget the oldest entry
-                self._clients.pop(next(iter(self._clients)))
-            failures = self._clients[client] = _Failures(0, moment)
-        failures.count += 1
-        if failures.count >= FREE_FAILURES:
-            failures.retry_at = moment + min(MAX_WAIT, 2.0 ** (failures.count - FREE_FAILURES))
+        found = [f.retry_at - moment for f in (self._clients.get(client), self._accounts.get(account)) if f]
+        return max([0.0, *found])
 
-    def succeeded(self, client: str) -> None:
+    def delay(self, client: str, account: str, now: float | None = None) -> float:
+        """Seconds a try waits before its password is checked: never more than ``LOGIN_DELAY``."""
+        return min(LOGIN_DELAY, self.wait(client, account, now))
+
+    def failed(self, client: str, account: str, now: float | None = None) -> float:
+        """Count a wrong password; the seconds its answer is held (the back-off it started)."""
+        moment = time.monotonic() if now is None else now
+        _count(self._clients, client, FREE_FAILURES, moment)
+        _count(self._accounts, account, FREE_ACCOUNT_FAILURES, moment)
+        return self.wait(client, account, moment)
+
+    def succeeded(self, client: str, account: str) -> None:
         self._clients.pop(client, None)
+        self._accounts.pop(account, None)
+
+
+def _count(failures: dict[str, _Failures], key: str, free: int, now: float) -> None:
+    entry = failures.get(key)
+    if entry is None:
+        if len(failures) >= MAX_CLIENTS:  # many addresses: forget the oldest entry
+            failures.pop(next(iter(failures)))
+        entry = failures[key] = _Failures(0, now)
+    entry.count += 1
+    if entry.count >= free:
+        entry.retry_at = now + min(MAX_WAIT, 2.0 ** (entry.count - free))
+
+
+def client_address(request: Request, trusted: tuple[IPNetwork, ...]) -> str:
+    """The address a login comes from: the socket's peer, or, when the peer is a trusted proxy, the last
+    address in X-Forwarded-For that is not one (each proxy appends the address it was reached from, so what
+    comes before the trusted ones is whatever the client wrote)."""
+    address = request.client.host if request.client else "unknown"
+    if not trusted or not _within(address, trusted):
+        return address
+    hops = [hop.strip() for value in request.headers.getlist("x-forwarded-for") for hop in value.split(",")]
+    for hop in reversed([hop for hop in hops if hop]):
+        address = _normal(hop)
+        if not _within(hop, trusted):
+            break
+    return address
+
+
+def _within(address: str, networks: tuple[IPNetwork, ...]) -> bool:
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(parsed in network for network in networks)
+
+
+def _normal(address: str) -> str:
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return address[:64]  # not an address: a key of its own, bounded

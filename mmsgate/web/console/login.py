@@ -6,12 +6,14 @@ the login page loads them too.
 
 from __future__ import annotations
 
+import asyncio
 from importlib import resources
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mmsgate.web.console.auth import Session, Sessions, same
+from mmsgate.common.guard import IPNetwork
+from mmsgate.web.console.auth import CONSOLE_USER, Session, Sessions, client_address, same
 from mmsgate.web.console.kit import Kit, plain, read_form, redirect
 
 STATIC = {"console.css": "text/css; charset=utf-8", "console.js": "text/javascript; charset=utf-8"}
@@ -24,9 +26,11 @@ def _static(name: str) -> bytes:
 class LoginPages:
     """Login, logout and the static assets, over the console's sessions."""
 
-    def __init__(self, kit: Kit, sessions: Sessions) -> None:
+    def __init__(self, kit: Kit, sessions: Sessions, trusted_proxies: tuple[IPNetwork, ...] = ()) -> None:
         self.kit = kit
         self.sessions = sessions
+        self.trusted_proxies = trusted_proxies
+        """Reverse proxies whose X-Forwarded-For names the client (:func:`client_address`)."""
         self.static = {name: _static(name) for name in STATIC}
 
     async def home(self, request: Request) -> Response:
@@ -48,27 +52,23 @@ class LoginPages:
             form = await read_form(request)
             if isinstance(form, Response):
                 return form
-            client = request.client.host if request.client else "unknown"
-            wait = self.sessions.throttle.wait(client)
-            if wait > 0:
-                response = self.kit.render(
-                    "login.html",
-                    429,
-                    token=token,
-                    next=next_url,
-                    error=f"Too many failed logins: try again in {wait:.0f} s.",
-                )
-                response.headers["Retry-After"] = str(max(1, round(wait)))
-                return response
             if not same(form.get("token"), token) or request.cookies.get("mmsgate_console_login") != token:
                 error, status = "The login form expired: please try again.", 400
-            elif await self.sessions.password_matches(str(form.get("password") or "")):
-                self.sessions.throttle.succeeded(client)
-                answer = redirect(next_url)
-                await self.sessions.start(request, answer)
-                return answer
             else:
-                self.sessions.throttle.failed(client)
+                client = client_address(request, self.trusted_proxies)
+                throttle = self.sessions.throttle
+                async with throttle.turn(client):
+                    await asyncio.sleep(throttle.delay(client, CONSOLE_USER))
+                    right = await self.sessions.password_matches(str(form.get("password") or ""))
+                    if right:
+                        throttle.succeeded(client, CONSOLE_USER)
+                    else:
+                        held = throttle.failed(client, CONSOLE_USER)
+                if right:
+                    answer = redirect(next_url)
+                    await self.sessions.start(request, answer)
+                    return answer
+                await asyncio.sleep(held)  # after its turn: the next try from here waits at most LOGIN_DELAY
                 error, status = "Wrong password.", 401
         response = self.kit.render("login.html", status, token=token, next=next_url, error=error)
         Sessions.remember_login_token(request, response, token)

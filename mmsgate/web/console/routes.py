@@ -20,6 +20,7 @@ from starlette.routing import Mount, Route
 
 from mmsgate.api.endpoint import Endpoint
 from mmsgate.carriers.base import InboundSink
+from mmsgate.common.guard import IPNetwork
 from mmsgate.core.roles import Accounts, Blobs, ConsoleState, Messages, Numbers, PostbackBacklog, SandboxState
 from mmsgate.web.console.auth import Sessions, same
 from mmsgate.web.console.kit import Handler, Kit, plain, read_form, redirect
@@ -48,6 +49,7 @@ class Console:
         inbound: InboundSink,
         blobs: Blobs,
         public_url: Callable[[], Awaitable[str]],
+        trusted_proxies: tuple[IPNetwork, ...] = (),
     ) -> None:
         self.endpoint = endpoint
         self.inbound = inbound
@@ -55,7 +57,7 @@ class Console:
         self.public_url = public_url
         self.sessions = Sessions(console)
         kit = Kit(blobs, accounts, numbers)
-        self.login = LoginPages(kit, self.sessions)
+        self.login = LoginPages(kit, self.sessions, trusted_proxies)
         self.messages = MessagePages(kit, console, messages)
         self.templates = TemplatePages(kit, console, messages)
         self.phones = PhonePages(kit, sandbox, inbound)
