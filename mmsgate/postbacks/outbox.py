@@ -179,6 +179,10 @@ class PostbackSender:
         status: int | None = None
         try:
             status, error = await self._post(postback)
+        except StoreError as exc:  # not sent (its account's settings could not be read): no attempt to record
+            log.warning("postback %s not sent (%s); it is sent when its lease runs out", postback.event_id, exc)
+            self._started.pop(postback.id, None)
+            return
         except Exception as exc:  # a URL no HTTP client can use, say: a failed attempt, never a lost postback
             log.exception("postback %s to %s could not be sent", postback.event_id, postback.url)
             error = f"{type(exc).__name__}: {exc}"

@@ -189,3 +189,53 @@ async def test_while_the_database_is_away_the_app_answers_503_with_retry_after(
         assert back.json()["tracking-id"] == message.tracking_id
         accepted = await http.post("/ep/v2/", json=caller.body(), headers=headers)
         assert accepted.status_code == 200 and accepted.json()["status"] == "success", accepted.text
+
+
+@pytest.mark.postgres
+async def test_a_postback_whose_settings_cannot_be_read_is_not_counted_as_failed(
+    pg_url: str, proxied: tuple[DatabaseProxy, Store], receiver: Receiver
+) -> None:
+    """The database goes away between a postback's claim and the read of its account's signing secret:
+    nothing was sent, so no failed attempt is recorded (which would wait out the retry interval); it is
+    sent once its lease runs out."""
+    proxy, through_proxy = proxied
+    store = PostgresStore(pg_url)
+    await store.open()
+    try:
+        caller = await provision(store)
+        subject = await queued_postback(store, caller, receiver.url("/pb"))
+        proxy.cut()
+        the_sender = PostbackSender(
+            store.outbox,
+            AccountSettings(through_proxy.accounts, 0),  # its reads fail while the proxy is cut
+            "sender",
+            guard=AddressGuard(parse_networks("127.0.0.0/8")),
+            retry_interval=60,
+            idle_wait=0.05,
+            lease_seconds=LEASE,
+            renew_seconds=RENEW,
+        )
+        running = asyncio.create_task(the_sender.run())
+        try:
+
+            async def tried() -> bool | None:
+                rows = await store.messages.list_postbacks(subject)
+                return True if rows[0][3] >= 1 else None
+
+            await eventually(tried, within=10, what="the postback to be claimed")
+            proxy.open()
+            await receiver.wait_for(lambda got: len(got) == 1, within=LEASE + 10)
+
+            async def delivered() -> bool | None:
+                rows = await store.messages.list_postbacks(subject)
+                return True if rows[0][2] == "delivered" else None
+
+            await eventually(delivered, within=10, what="the postback to be recorded delivered")
+            attempts = await store.db.read("SELECT error FROM postback_attempts WHERE subject_id = ?", (subject,))
+            assert attempts == [(None,)], attempts
+        finally:
+            await the_sender.stop()
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+    finally:
+        await store.close()
