@@ -10,13 +10,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 from collections.abc import AsyncIterator
 from importlib import resources
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -26,14 +27,23 @@ from mmsgate.api.endpoint import Endpoint
 from mmsgate.api.status import StatusView
 from mmsgate.carriers import PLUGINS
 from mmsgate.common.guard import parse_networks
-from mmsgate.common.http import json_response
+from mmsgate.common.http import RETRY_AFTER, RETRY_AFTER_SECONDS, failure, json_response
 from mmsgate.config import Settings
+from mmsgate.core.codes import ErrorCode
+from mmsgate.errors import StoreError, StoreUnavailable
 from mmsgate.process import tune_gc
 from mmsgate.store import Store, create_store
 from mmsgate.web.console import Console
 from mmsgate.web.content import InboundContent
 from mmsgate.web.hosted import HostedContent
-from mmsgate.wiring import account_settings, blob_store, edge_ports, inbound_receiver, public_url_resolver
+from mmsgate.wiring import (
+    account_settings,
+    blob_store,
+    edge_ports,
+    inbound_receiver,
+    open_store,
+    public_url_resolver,
+)
 
 
 def openapi_document() -> dict[str, Any]:
@@ -103,9 +113,7 @@ def create_app(settings: Settings, store: Store | None = None, *, migrate: bool 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         if owns_store:
-            if migrate:
-                await the_store.migrate()
-            await the_store.open()
+            await open_store(settings, the_store, migrate=migrate)
         tune_gc()  # the objects built at start-up live as long as the process
         try:
             yield
@@ -130,12 +138,31 @@ def create_app(settings: Settings, store: Store | None = None, *, migrate: bool 
             Route("/health", health, methods=["GET"]),
         ],
         lifespan=lifespan,
+        exception_handlers={StoreError: store_failed},
     )
     app.state.store = the_store
     app.state.endpoint = endpoint
     app.state.inbound = inbound
     app.state.console = console
     return Gateway(endpoint, app)
+
+
+_PAGES = ("/console", "/m/", "/mo/")
+"""Paths of pages read by people (the console, hosted fallback pages, inbound content), not by API clients."""
+
+
+async def store_failed(request: Request, exc: Exception) -> Response:
+    """A store failure no handler answered: 503 with ``Retry-After`` while the database is away (the same
+    request works once it is back), else 500; in the API's failure shape, or a plain page for people."""
+    logging.getLogger("mmsgate.api").warning("%s %s: the store failed: %s", request.method, request.url.path, exc)
+    if isinstance(exc, StoreUnavailable):
+        status, headers = 503, RETRY_AFTER
+        info = f"the database is unavailable; retry in {RETRY_AFTER_SECONDS} s"
+    else:
+        status, headers, info = 500, None, "internal error: the store failed; please retry"
+    if request.url.path.startswith(_PAGES):
+        return PlainTextResponse(f"{status} {info}\n", status_code=status, headers=headers)
+    return failure(ErrorCode.INTERNAL, info, status, headers)
 
 
 def app_from_environment() -> Gateway:

@@ -7,6 +7,7 @@ import ipaddress
 import os
 from pathlib import Path
 from typing import Literal
+from urllib.parse import parse_qs, urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
@@ -51,7 +52,18 @@ class Settings(BaseSettings):
     pg_pool_size: int = Field(
         default=12, ge=1, description="PostgreSQL connections per process (accepts commit on up to 6 at once)"
     )
-    job_lease_seconds: float = Field(default=60.0, gt=0)
+    job_lease_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="how long a worker holds a job or a postback without renewing it: a dead worker's work "
+        "is taken again this long after its last renewal",
+    )
+    lease_renew_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="how often a worker renews the leases of the jobs and postbacks it holds (at least three "
+        "times a lease)",
+    )
     worker_concurrency: int = Field(default=64, ge=1, description="jobs one worker process runs at once")
     workers: bool = Field(default=True, description="`serve` runs the job workers in its process")
     media_allow_networks: str = Field(
@@ -144,6 +156,21 @@ class Settings(BaseSettings):
         if self.database:
             return self.database
         return f"sqlite:///{(self.data_dir / 'mmsgate.sqlite3').resolve()}"
+
+    @property
+    def database_address(self) -> str:
+        """Where the database is, for messages (no user name or password): HOST:PORT, or the SQLite file."""
+        if not self.database:
+            return str((self.data_dir / "mmsgate.sqlite3").resolve())
+        parts = urlsplit(self.database)
+        if not parts.scheme.startswith("postgres"):
+            return parts.path or self.database
+        try:
+            port = parts.port or 5432
+        except ValueError:
+            port = 5432
+        host = parts.hostname or parse_qs(parts.query).get("host", ["localhost"])[0]
+        return f"{host}:{port}"
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -39,7 +39,7 @@ from mmsgate.media.uploads import GatewayUploads
 from mmsgate.postbacks.events import PostbackBuilder
 from mmsgate.postbacks.outbox import PostbackSender
 from mmsgate.store import Store
-from mmsgate.wiring import account_settings, blob_store, inbound_receiver, public_url_resolver
+from mmsgate.wiring import account_settings, blob_store, database_named, inbound_receiver, public_url_resolver
 
 log = logging.getLogger("mmsgate.runtime")
 
@@ -214,6 +214,8 @@ async def running_worker(settings: Settings, store: Store) -> AsyncIterator[Runn
         owner=owner,
         concurrency=settings.worker_concurrency,
         lease_seconds=settings.job_lease_seconds,
+        renew_seconds=settings.lease_renew_seconds,
+        database=database_named(settings),
     )
     sender = PostbackSender(
         store.outbox,
@@ -224,6 +226,9 @@ async def running_worker(settings: Settings, store: Store) -> AsyncIterator[Runn
         retry_interval=settings.postback_retry_interval,
         concurrency=settings.postback_concurrency,
         per_account=settings.postback_per_account,
+        lease_seconds=settings.job_lease_seconds,
+        renew_seconds=settings.lease_renew_seconds,
+        database=database_named(settings),
     )
     store.outbox.on_outbox(sender.wake)
     await store.jobs.watch_jobs(worker.wake)

@@ -1,14 +1,17 @@
 """The parts every kind of process builds the same way from its settings and its store: the account
-settings cache, the blob store, the inbound receiver, where content URLs point, and the ports the carrier
-plug-ins' routes and commands are given. The HTTP app (:mod:`mmsgate.app`), the worker runtime
-(:mod:`mmsgate.runtime`) and the command line build on these."""
+settings cache, the blob store, the inbound receiver, where content URLs point, the ports the carrier
+plug-ins' routes and commands are given, and the wait for the database at start. The HTTP app
+(:mod:`mmsgate.app`), the worker runtime (:mod:`mmsgate.runtime`) and the command line build on these."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from mmsgate.carriers.plugin import EdgePorts
 from mmsgate.common.cache import AccountSettings
+from mmsgate.common.waiting import Outage, until_available
 from mmsgate.config import Settings
 from mmsgate.core.model import AccountConfig
 from mmsgate.core.roles import Values
@@ -16,6 +19,9 @@ from mmsgate.delivery.inbound import InboundReceiver
 from mmsgate.postbacks.events import PostbackBuilder
 from mmsgate.store import Store
 from mmsgate.store.blobs import BlobStore
+
+T = TypeVar("T")
+log = logging.getLogger("mmsgate")
 
 PUBLIC_URL = "public_url"
 """The gateway value holding the URL a running gateway announced (``serve`` and ``api`` do at start)."""
@@ -62,3 +68,22 @@ def edge_ports(
     authenticate: Callable[[str | None], Awaitable[AccountConfig]],
 ) -> EdgePorts:
     return EdgePorts(settings, inbound, blobs, store.connections, store.sandbox, authenticate)
+
+
+def database_named(settings: Settings) -> str:
+    """The database as messages name it: "the database at HOST:PORT" (or at its SQLite file)."""
+    return f"the database at {settings.database_address}"
+
+
+async def with_database(settings: Settings, call: Callable[[], Awaitable[T]]) -> T:
+    """``call()``'s result, waiting for the database while it is starting or unreachable, for as long as
+    it takes: a database that is not there yet never makes a process exit. The wait is said in the log
+    at once and then every 30 s; a stop signal ends it."""
+    return await until_available(call, Outage(log, database_named(settings)))
+
+
+async def open_store(settings: Settings, store: Store, *, migrate: bool = True) -> None:
+    """Migrate (when ``migrate``) and open ``store``, waiting for its database (see :func:`with_database`)."""
+    if migrate:
+        await with_database(settings, store.migrate)
+    await with_database(settings, store.open)

@@ -2,8 +2,9 @@
 
 Every answer to an API call is HTTP 200 with ``status`` success or failure. The only other statuses
 are for things that are not API calls: 405 (wrong method, from the router), 413 (body over the
-limit) and 503 (shutting down). A success is sent only after the message or template, its first
-event and its job are committed.
+limit) and 503 with ``Retry-After`` (shutting down, or the database away for the moment: nothing was
+accepted, the same call can be made again). A success is sent only after the message or template, its
+first event and its job are committed.
 """
 
 from __future__ import annotations
@@ -17,15 +18,16 @@ from starlette.types import Receive, Scope, Send
 
 from mmsgate import contract
 from mmsgate.api.auth import Authenticator
-from mmsgate.common.http import api_key_of, failure_body
+from mmsgate.common.http import RETRY_AFTER_SECONDS, api_key_of, failure_body
 from mmsgate.core.codes import ACCEPTED_DETAILS, TEMPLATE_ACCEPTED_DETAILS, ErrorCode
 from mmsgate.core.model import AccountConfig, Sending, utcnow
 from mmsgate.core.roles import Accepting
-from mmsgate.errors import ApiError, NotFound, StoreError
+from mmsgate.errors import ApiError, NotFound, StoreError, StoreUnavailable
 
 log = logging.getLogger("mmsgate.api")
 
 _encoder = msgspec.json.Encoder()
+_RETRY_AFTER = str(RETRY_AFTER_SECONDS).encode()
 
 
 class BodyTooLarge(Exception):
@@ -98,6 +100,8 @@ class Endpoint:
         headers = [(b"content-length", str(len(body)).encode())]
         if body:
             headers.append((b"content-type", b"application/json"))
+        if status == 503:
+            headers.append((b"retry-after", _RETRY_AFTER))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
@@ -136,6 +140,13 @@ class Endpoint:
             return 200, _encoder.encode(answer)
         except ApiError as exc:
             return failure_body(exc.code, exc.info)
+        except StoreUnavailable as exc:
+            log.warning("the database is unavailable during an API call: %s", exc)
+            return failure_body(
+                ErrorCode.INTERNAL,
+                f"the database is unavailable: the request was not accepted; retry in {RETRY_AFTER_SECONDS} s",
+                503,
+            )
         except StoreError as exc:
             log.warning("store failed during an API call: %s", exc)
             return failure_body(ErrorCode.INTERNAL, "internal error: the request was not accepted; please retry")

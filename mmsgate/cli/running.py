@@ -32,14 +32,14 @@ def _server_options(fn: Callable[P, T]) -> Callable[P, T]:
 async def _serve(settings: Settings, *, demo: bool, workers: bool) -> None:
     from mmsgate.app import create_app
     from mmsgate.cli.demo import ensure_demo
+    from mmsgate.wiring import open_store, with_database
 
     store = create_store(settings)
-    await store.migrate()
-    await store.open()
+    await open_store(settings, store)
     try:
         if demo:
-            await _announce_demo(store, settings, ensure_demo)
-        await _announce_console(store)
+            await with_database(settings, lambda: _announce_demo(store, settings, ensure_demo))
+        await with_database(settings, lambda: _announce_console(store))
         app = create_app(settings, store)
         async with contextlib.AsyncExitStack() as stack:
             if workers:
@@ -55,9 +55,9 @@ async def _serve(settings: Settings, *, demo: bool, workers: bool) -> None:
 
 async def _listening(store: Store, settings: Settings, port: int) -> None:
     if not settings.public_url:  # where inbound content URLs point, for every process of this gateway
-        from mmsgate.wiring import PUBLIC_URL
+        from mmsgate.wiring import PUBLIC_URL, with_database
 
-        await store.values.set_value(PUBLIC_URL, f"http://{settings.host}:{port}")
+        await with_database(settings, lambda: store.values.set_value(PUBLIC_URL, f"http://{settings.host}:{port}"))
     click.echo(f"mmsgate listening on http://{settings.host}:{port}")
     sys.stdout.flush()
 
@@ -107,10 +107,10 @@ def worker(data_dir: Path | None, database: str | None) -> None:
 
 async def _work(settings: Settings) -> None:
     from mmsgate.runtime import running_worker
+    from mmsgate.wiring import open_store
 
     store = create_store(settings)
-    await store.migrate()
-    await store.open()
+    await open_store(settings, store)
     try:
         async with running_worker(settings, store) as running:
             process.tune_gc()
@@ -130,13 +130,19 @@ def api(host: str | None, port: int | None, data_dir: Path | None, database: str
     if processes <= 1:
         process.run(_serve(settings, demo=False, workers=False))
         return
-    asyncio.run(_migrate(settings))
+    process.run(_migrate_when_available(settings))
     click.echo(f"mmsgate listening on http://{settings.host}:{settings.port} ({processes} processes)")
     process.serve_processes(settings, processes)
 
 
 async def _migrate(settings: Settings) -> list[str]:
     return await create_store(settings).migrate()
+
+
+async def _migrate_when_available(settings: Settings) -> None:
+    from mmsgate.wiring import with_database
+
+    await with_database(settings, create_store(settings).migrate)
 
 
 @click.command()

@@ -14,6 +14,10 @@ from mmsgate.errors import ApiError
 
 _encoder = msgspec.json.Encoder()
 
+RETRY_AFTER_SECONDS = 5
+"""What ``Retry-After`` asks of a client answered 503 because the database is away for the moment."""
+RETRY_AFTER = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+
 
 def json_response(body: dict[str, Any], status: int = 200) -> Response:
     return Response(_encoder.encode(body), status_code=status, media_type="application/json")
@@ -24,9 +28,9 @@ def failure_body(code: ErrorCode, info: str, status: int = 200) -> tuple[int, by
     return status, _encoder.encode({"status": "failure", "error-code": code.value, "error-info": info})
 
 
-def failure(code: ErrorCode, info: str, status: int = 200) -> Response:
+def failure(code: ErrorCode, info: str, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     status, body = failure_body(code, info, status)
-    return Response(body, status_code=status, media_type="application/json")
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
 def api_key_of(headers: Iterable[tuple[bytes, bytes]]) -> str | None:

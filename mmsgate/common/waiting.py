@@ -1,10 +1,18 @@
-"""Waiting for a reason to look for work again: new work, a stop, work under way ending, or the poll."""
+"""Waiting for a reason to look for work again (new work, a stop, work under way ending, or the poll), and
+for the database while it is away (starting, restarting or unreachable)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
-from typing import Any
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
+
+from mmsgate.errors import StoreUnavailable
+
+T = TypeVar("T")
 
 
 async def idle(
@@ -33,3 +41,71 @@ async def idle(
             waiter.cancel()
     if done and loaded and not stopping.is_set():
         await asyncio.sleep(gather)
+
+
+class Outage:
+    """How a loop that depends on the database lives through its absence: ``failed`` says so at WARNING
+    the first time and then every ``every`` seconds while it lasts (not at every try, which would bury the
+    log), and answers how long to wait before the next try, doubling from ``first`` up to ``most``;
+    ``recovered`` says, once, that it is over. ``what`` names what is waited for ("the database at HOST:PORT")."""
+
+    def __init__(
+        self, log: logging.Logger, what: str, *, first: float = 0.5, most: float = 5.0, every: float = 30.0
+    ) -> None:
+        self.log = log
+        self.what = what
+        self.first = first
+        self.most = most
+        self.every = every
+        self._since: float | None = None
+        self._said = 0.0
+        self._delay = first
+
+    @property
+    def ongoing(self) -> bool:
+        return self._since is not None
+
+    def failed(self, exc: BaseException) -> float:
+        """Count one failure (say it when it is time to); the seconds to wait before trying again."""
+        now = time.monotonic()
+        if self._since is None:
+            self._since, self._said, self._delay = now, now, self.first
+            self.log.warning("waiting for %s: %s", self.what, _one_line(exc))
+        else:
+            self._delay = min(self._delay * 2, self.most)
+            if now - self._said >= self.every:
+                self._said = now
+                waited = now - self._since
+                self.log.warning("still waiting for %s (%.0f s so far): %s", self.what, waited, _one_line(exc))
+        return self._delay
+
+    def recovered(self) -> None:
+        """A try succeeded: say the wait is over if there was one."""
+        if self._since is not None:
+            self.log.warning("%s is back after %.0f s", self.what, time.monotonic() - self._since)
+            self._since = None
+            self._delay = self.first
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+async def pause(stopping: asyncio.Event, seconds: float) -> None:
+    """Wait ``seconds``, or less if ``stopping`` is set meanwhile."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping.wait(), seconds)
+
+
+async def until_available(call: Callable[[], Awaitable[T]], outage: Outage) -> T:
+    """``call()``'s result, trying again (for ever, saying so through ``outage``) while it fails with
+    :class:`~mmsgate.errors.StoreUnavailable`; any other error is raised. A stop (Ctrl-C, SIGTERM, a
+    cancellation) ends the wait at once."""
+    while True:
+        try:
+            result = await call()
+        except StoreUnavailable as exc:
+            await asyncio.sleep(outage.failed(exc))
+        else:
+            outage.recovered()
+            return result

@@ -307,6 +307,12 @@ class Outbox(Protocol):
         good when there is none. False (nothing recorded) if ``owner`` no longer holds the lease."""
         ...
 
+    async def extend_postback_leases(
+        self, postback_ids: Sequence[int], owner: str, *, lease_seconds: float
+    ) -> set[int]:
+        """Keep holding postbacks still being sent; the ids whose lease ``owner`` still held."""
+        ...
+
     def on_outbox(self, listener: Callable[[frozenset[str]], None]) -> None:
         """Call ``listener`` with the accounts of the postbacks that this process commits to the outbox
         (to send them at once rather than at the sender's next poll)."""

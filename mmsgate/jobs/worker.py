@@ -1,9 +1,14 @@
 """The worker loop: claim due jobs under a lease, run their handlers, finish or retry them.
 
 Retry state lives in the job row (attempts, next run time, lease), so a crash loses nothing: a job held
-by a dead worker is claimed again when its lease expires. While jobs run, one task renews the leases of
-all of them every third of the lease, in one statement. On a graceful stop the worker finishes what it
-holds within a grace period and releases the rest.
+by a dead worker is claimed again when its lease expires. Leases are short (15 s by default) and kept by a
+heartbeat: while jobs run, one task renews the leases of all of them every few seconds (5 s by default,
+at most a third of the lease), in one statement; so a dead worker's jobs are taken again within a lease
+of its death, and a job of a live worker, however long it runs, is never taken from it. A renewal that
+fails (the database away for a moment) is tried at the next beat; a job whose lease another worker took
+meanwhile is said in the log, never run twice in silence. While the database is away the loop waits for
+it with a back-off, saying so, and claims again once it is back. On a graceful stop the worker finishes
+what it holds within a grace period and releases the rest.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import socket
 from collections.abc import Awaitable, Mapping
 from datetime import timedelta
 
-from mmsgate.common.waiting import idle
+from mmsgate.common.waiting import Outage, idle, pause
 from mmsgate.core.codes import JobKind
 from mmsgate.core.model import Job, JobHandler, Settled, utcnow
 from mmsgate.core.retry import RetryPolicy
@@ -41,7 +46,9 @@ class Worker:
         *,
         owner: str | None = None,
         concurrency: int = 16,
-        lease_seconds: float = 60.0,
+        lease_seconds: float = 15.0,
+        renew_seconds: float = 5.0,
+        database: str = "the database",
         idle_wait: float = 0.5,
         claim_gather: float = 0.005,
         policy: RetryPolicy | None = None,
@@ -51,6 +58,8 @@ class Worker:
         self.owner = owner or worker_name()
         self.concurrency = concurrency
         self.lease_seconds = lease_seconds
+        self.renew_every = min(renew_seconds, lease_seconds / 3)
+        """Seconds between two renewals of the leases held: at least three renewals in a lease."""
         self.idle_wait = idle_wait
         self.claim_gather = claim_gather
         self.policy = policy or RetryPolicy()
@@ -58,6 +67,7 @@ class Worker:
         self._stopping = asyncio.Event()
         self._running: dict[asyncio.Task[None], Job] = {}
         self._renewer: asyncio.Task[None] | None = None
+        self._outage = Outage(log, database)
 
     def wake(self) -> None:
         """New work may be due: claim now instead of at the next poll."""
@@ -74,7 +84,9 @@ class Worker:
                         self.owner, limit=free, lease_seconds=self.lease_seconds, kinds=kinds
                     )
                 except StoreError as exc:
-                    log.warning("cannot claim jobs: %s", exc)
+                    await pause(self._stopping, self._outage.failed(exc))
+                    continue
+                self._outage.recovered()
             for job in jobs:
                 task = asyncio.create_task(self._execute(job), name=f"job-{job.id}")
                 self._running[task] = job
@@ -137,9 +149,9 @@ class Worker:
             log.warning("job %s: could not be settled (%s); its lease will expire and it runs again", job.id, exc)
 
     async def _keep_leases(self) -> None:
-        """While jobs run, renew all their leases every third of the lease; end when none runs."""
+        """While jobs run, renew all their leases every ``renew_every`` seconds; end when none runs."""
         while self._running:
-            await asyncio.sleep(self.lease_seconds / 3)
+            await asyncio.sleep(self.renew_every)
             running = sorted({job.id for job in self._running.values()})
             if not running:
                 return

@@ -14,6 +14,11 @@ after a failure gets the next attempt), never to the one configured when the pos
 URL any more the postback is dropped: it ends failed at once, with a warning and :data:`NO_URL` as its
 error (``mmsgate postbacks retry`` sends it once a URL is set again).
 
+A postback in flight is held under a short lease (the workers' lease, 15 s by default) that a heartbeat
+renews every few seconds while it is sent and its outcome stored, as the job worker does for jobs: a dead
+sender's postbacks are sent again a lease after its death, whatever the POST timeout. While the database
+is away, the sender waits for it with a back-off, saying so, and goes on once it is back.
+
 Postbacks go out through :class:`mmsgate.postbacks.http.PostbackClient` (pyreqwest), whose per-POST
 cost on the event loop is a fraction of aiohttp's or httpx's.
 """
@@ -30,7 +35,7 @@ from datetime import timedelta
 
 from mmsgate import __version__
 from mmsgate.common.guard import AddressGuard, BlockedAddress, UnresolvedHost
-from mmsgate.common.waiting import idle
+from mmsgate.common.waiting import Outage, idle, pause
 from mmsgate.core.model import from_epoch, utcnow
 from mmsgate.core.records import PostbackAttempt, PostbackDelivery
 from mmsgate.core.roles import Outbox
@@ -60,6 +65,9 @@ class PostbackSender:
         concurrency: int = 256,
         per_account: int = 64,
         idle_wait: float = 0.5,
+        lease_seconds: float = 15.0,
+        renew_seconds: float = 5.0,
+        database: str = "the database",
     ) -> None:
         self.outbox = outbox
         self.owner = owner
@@ -70,6 +78,11 @@ class PostbackSender:
         self.concurrency = concurrency
         self.per_account = per_account
         self.idle_wait = idle_wait
+        self.lease_seconds = lease_seconds
+        self.renew_every = min(renew_seconds, lease_seconds / 3)
+        """Seconds between two renewals of the leases of the postbacks in flight."""
+        self._renewer: asyncio.Task[None] | None = None
+        self._outage = Outage(log, database)
         self._http = PostbackClient(guard, timeout=timeout)
         self._running: dict[asyncio.Task[None], PostbackDelivery] = {}
         self._inflight = 0
@@ -106,17 +119,20 @@ class PostbackSender:
                 busy = [a for a in self._per_account if not self._claimable(a)]
                 try:
                     claimed = await self.outbox.claim_postbacks(
-                        self.owner, limit=free, lease_seconds=self.timeout + 5, skip_accounts=busy
+                        self.owner, limit=free, lease_seconds=self.lease_seconds, skip_accounts=busy
                     )
                 except StoreError as exc:
-                    log.warning("cannot claim postbacks: %s", exc)
+                    await pause(self._stopping, self._outage.failed(exc))
                     break
+                self._outage.recovered()
                 for postback in claimed:
                     task = asyncio.create_task(self._deliver(postback), name=f"postback-{postback.id}")
                     self._running[task] = postback
                     self._inflight += 1
                     self._per_account[postback.account_id] += 1
                     task.add_done_callback(self._running.pop)
+                if claimed and (self._renewer is None or self._renewer.done()):
+                    self._renewer = asyncio.create_task(self._keep_leases(), name="postback-leases")
                 if len(claimed) < free:
                     break  # nothing more is due of the accounts a claim may take now
             # then wait for a reason to claim again (while postbacks are in flight, a few ms more, so that
@@ -193,9 +209,39 @@ class PostbackSender:
         except StoreError as exc:
             log.warning("postback %s: outcome not recorded (%s); it will be sent again", postback.event_id, exc)
 
+    async def _keep_leases(self) -> None:
+        """While postbacks are in flight, renew all their leases every ``renew_every`` seconds."""
+        while self._running:
+            await asyncio.sleep(self.renew_every)
+            held = {postback.id: postback for postback in self._running.values()}
+            if not held:
+                return
+            try:
+                kept = await self.outbox.extend_postback_leases(
+                    sorted(held), self.owner, lease_seconds=self.lease_seconds
+                )
+            except StoreError as exc:
+                log.warning("cannot renew postback leases: %s", exc)
+                continue
+            still = {postback.id for postback in self._running.values()}  # an outcome stored meanwhile ends it
+            for lost in sorted((set(held) - kept) & still):
+                log.warning(
+                    "postback %s: lease lost while it is sent; another worker may send it too", held[lost].event_id
+                )
+
     async def stop(self, grace: float = 5.0) -> None:
         """Stop claiming; let deliveries in flight finish within ``grace``; the rest are sent again later."""
         self._stopping.set()
+        try:
+            await self._finish(grace)
+        finally:
+            if self._renewer is not None:
+                self._renewer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._renewer
+            await self._http.aclose()
+
+    async def _finish(self, grace: float) -> None:
         if self._running:
             running = dict(self._running)
             _, unfinished = await asyncio.wait(list(running), timeout=grace)
@@ -207,4 +253,3 @@ class PostbackSender:
                 with contextlib.suppress(StoreError):
                     attempt = self._attempt(running[task], None, "released at shutdown")
                     await self.outbox.postback_attempted(attempt, self.owner, retry_at=utcnow())
-        await self._http.aclose()

@@ -212,13 +212,18 @@ class PostgresDatabase(SqlDatabase):
         self._watchers.append(asyncio.create_task(self._listen(listener), name="listen-jobs"))
 
     async def _listen(self, listener: Callable[[], None]) -> None:
-        """LISTEN on its own connection, reconnecting after a failure; polling covers any gap."""
+        """LISTEN on its own connection, reconnecting after a failure; polling covers any gap. A failure
+        is said once, not at every reconnection while the server is away."""
+        failing = False
         while True:
             try:
                 await self._listen_once(listener)
                 log.warning("the connection listening for new jobs closed; polling until it is back")
+                failing = False
             except _FAILURES as exc:
-                log.warning("listening for new jobs failed (%s); polling until it is back", exc)
+                if not failing:
+                    log.warning("listening for new jobs failed (%s); polling until it is back", exc)
+                failing = True
             await asyncio.sleep(1.0)
 
     async def _listen_once(self, listener: Callable[[], None]) -> None:

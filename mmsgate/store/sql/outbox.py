@@ -86,6 +86,23 @@ class SqlOutbox:
             ),
         )
 
+    async def extend_postback_leases(
+        self, postback_ids: Sequence[int], owner: str, *, lease_seconds: float
+    ) -> set[int]:
+        now = time.time()
+        held: set[int] = set()
+        for start in range(0, len(postback_ids), 500):
+            chunk = postback_ids[start : start + 500]
+            rows = await self._db.claim(
+                (
+                    "UPDATE postbacks SET lease_until = ?, updated_at = ? WHERE lease_owner = ? AND state = ? "
+                    f"AND id IN ({', '.join('?' for _ in chunk)}) RETURNING id",
+                    (now + lease_seconds, now, owner, RUNNING, *chunk),
+                )
+            )
+            held.update(int(r[0]) for r in rows)
+        return held
+
     def on_outbox(self, listener: Callable[[frozenset[str]], None]) -> None:
         self._db.on_outbox(listener)
 
