@@ -209,30 +209,31 @@ def under_load(
 
 
 def drain(args: argparse.Namespace, fleet: Fleet, url: str, load_end: float, run: Run) -> None:
-    """Wait until every message is final (or ``--drain-seconds`` after the load's end), noting the stranded."""
-    deadline = load_end + max(args.drain_seconds, STRANDED_AFTER)
-    checked_stranded = False
+    """Wait until every message is final (or ``--drain-seconds`` after the load's end). Stranded: a message
+    not final by ``STRANDED_AFTER`` s after the load's end, by the time of its final state's record
+    (``updated_at``) or not final at all."""
     final = ", ".join(f"'{s}'" for s in FINAL_STATES)
+    deadline = load_end + max(args.drain_seconds, STRANDED_AFTER)
     while True:
         for exit_ in fleet.check():
             print(f"   {exit_.slot} (pid {exit_.pid}) exited on its own with {exit_.code}", flush=True)
-        rows = query(url, f"SELECT tracking_id, state FROM messages WHERE state NOT IN ({final})")
-        now = time.time()
-        if rows is not None:
-            if not checked_stranded and now >= load_end + STRANDED_AFTER:
-                run.stranded = [(str(t), str(s)) for t, s in rows]
-                checked_stranded = True
-            if not rows:
-                last = query(url, "SELECT max(updated_at) FROM messages")
-                run.drained_after = (float(last[0][0]) if last and last[0][0] else now) - load_end
-                if not checked_stranded and run.drained_after > STRANDED_AFTER:  # seen late (database down)
-                    run.stranded = []
-                return
-        if now >= deadline:
-            if not checked_stranded:
-                run.stranded = [(str(t), str(s)) for t, s in rows or []]
-            return
+        left = query(url, f"SELECT count(*) FROM messages WHERE state NOT IN ({final})")
+        if (left is not None and left[0][0] == 0) or time.time() >= deadline:
+            break
         time.sleep(1.0)
+    cutoff = load_end + STRANDED_AFTER
+    found = query(
+        url,
+        f"SELECT tracking_id, state, updated_at FROM messages WHERE state NOT IN ({final}) OR updated_at > %s "
+        "ORDER BY updated_at",
+        (cutoff,),
+    )
+    if found is None:
+        raise BenchError("PostgreSQL did not answer after the load")
+    run.stranded = [(str(t), str(s)) for t, s, _ in found]
+    if not any(str(s) not in FINAL_STATES for _, s, _ in found):
+        last = query(url, "SELECT max(updated_at) FROM messages")
+        run.drained_after = float(last[0][0]) - load_end if last and last[0][0] is not None else None
 
 
 # ---------------------------------------------------------------------------------------------
