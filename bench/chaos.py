@@ -40,6 +40,7 @@ from chaos_report import (
     count_in_logs,
     print_figures,
     query,
+    tell_stranded,
     verdict_reasons,
 )
 from support.bodies import MediaOrigin
@@ -179,8 +180,7 @@ def under_load(
         now = time.time()
         if now > limit:
             raise BenchError(f"the load did not finish within {planned + 300:.0f} s:\n{tail(log)}")
-        for exit_ in fleet.check():
-            print(f"   {exit_.slot} (pid {exit_.pid}) exited on its own with {exit_.code}", flush=True)
+        note_exits(fleet, watch)
         if now >= next_kill:
             live = fleet.live()
             if live:
@@ -208,15 +208,22 @@ def under_load(
     return result, run
 
 
-def drain(args: argparse.Namespace, fleet: Fleet, url: str, load_end: float, run: Run) -> None:
+def note_exits(fleet: Fleet, watch: LeaseWatch) -> None:
+    """Say which processes exited on their own; what a dead worker held is watched as after a kill."""
+    for exit_ in fleet.check():
+        print(f"   {exit_.slot} (pid {exit_.pid}) exited on its own with {exit_.code}", flush=True)
+        if exit_.slot.startswith("worker"):
+            watch.died(exit_.slot, exit_.pid, exit_.at)
+
+
+def drain(args: argparse.Namespace, fleet: Fleet, watch: LeaseWatch, url: str, load_end: float, run: Run) -> None:
     """Wait until every message is final (or ``--drain-seconds`` after the load's end). Stranded: a message
     not final by ``STRANDED_AFTER`` s after the load's end, by the time of its final state's record
     (``updated_at``) or not final at all."""
     final = ", ".join(f"'{s}'" for s in FINAL_STATES)
     deadline = load_end + max(args.drain_seconds, STRANDED_AFTER)
     while True:
-        for exit_ in fleet.check():
-            print(f"   {exit_.slot} (pid {exit_.pid}) exited on its own with {exit_.code}", flush=True)
+        note_exits(fleet, watch)
         left = query(url, f"SELECT count(*) FROM messages WHERE state NOT IN ({final})")
         if (left is not None and left[0][0] == 0) or time.time() >= deadline:
             break
@@ -231,6 +238,7 @@ def drain(args: argparse.Namespace, fleet: Fleet, url: str, load_end: float, run
     if found is None:
         raise BenchError("PostgreSQL did not answer after the load")
     run.stranded = [(str(t), str(s)) for t, s, _ in found]
+    tell_stranded(run, url, load_end - run.load_seconds)
     if not any(str(s) not in FINAL_STATES for _, s, _ in found):
         last = query(url, "SELECT max(updated_at) FROM messages")
         run.drained_after = float(last[0][0]) - load_end if last and last[0][0] is not None else None
@@ -303,7 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             run.load_seconds = load_end - float(result["started"])
             run.restarts = list(cluster.restarts)
             print(f"== load done in {run.load_seconds:.0f} s, {len(run.kills)} kills; waiting for the drain")
-            drain(args, fleet, url, load_end, run)
+            drain(args, fleet, watch, url, load_end, run)
             check_store(run, url, records, recipients, receiver, load_end + args.drain_seconds + POSTBACK_GRACE)
             run.deaths = watch.finish()
             run.exits = list(fleet.exits)

@@ -48,6 +48,7 @@ class Run:
     accepted_twice: int = 0
     lost: list[str] = field(default_factory=list)
     stranded: list[tuple[str, str]] = field(default_factory=list)
+    stranded_story: dict[str, list[str]] = field(default_factory=dict)  # tracking id -> its events and jobs
     drained_after: float | None = None
     end_states: Counter[str] = field(default_factory=Counter)
     unexpected: list[tuple[str, str, str]] = field(default_factory=list)  # tracking id, state, expected
@@ -78,7 +79,10 @@ class Run:
 # reading the store and the receiver
 
 
-def query(url: str, sql: str, params: Sequence[Any] = (), tries: int = 20) -> list[tuple[Any, ...]] | None:
+Params = Sequence[Any] | dict[str, Any]
+
+
+def query(url: str, sql: str, params: Params = (), tries: int = 20) -> list[tuple[Any, ...]] | None:
     """The rows of ``sql``, tried again for a while if PostgreSQL is restarting; None if it never answered."""
     import psycopg
 
@@ -164,6 +168,22 @@ def check_store(
     wait_postbacks(run, url, Receiver(receiver), deadline)
 
 
+STORY_SQL = (
+    "SELECT created_at, 'event ' || coalesce(code, '-') || ' ' || status || ': ' || details FROM events "
+    "WHERE subject_id = %(id)s UNION ALL "
+    "SELECT updated_at, 'job ' || kind || ' ' || state || ', ' || attempts || ' attempts' || "
+    "coalesce(', last error: ' || last_error, '') FROM jobs WHERE ref = %(id)s OR ref IN "
+    "(SELECT carrier_message_id FROM messages WHERE tracking_id = %(id)s) ORDER BY 1"
+)
+
+
+def tell_stranded(run: Run, url: str, first: float, count: int = 5) -> None:
+    """The events and jobs of the first stranded messages (times from ``first``, the load's start)."""
+    for tracking_id, _ in run.stranded[:count]:
+        found = query(url, STORY_SQL, {"id": tracking_id}) or []
+        run.stranded_story[tracking_id] = [f"+{float(at) - first:7.1f} s  {what}"[:220] for at, what in found]
+
+
 def wait_postbacks(run: Run, url: str, receiver: Receiver, deadline: float) -> None:
     """Every postback the store has (and each final state's code) must arrive answered 200 at least once."""
     final = ", ".join(f"'{s}'" for s in FINAL_STATES)
@@ -246,7 +266,10 @@ def figures(run: Run) -> list[tuple[str, str]]:
     longest, what = run.longest_wait
     over = sum(1 for w in waits if w > LONGEST_WAIT)
     unlisted = sum(1 for d in run.deaths if d.listed_at is None)
-    drained = f"{run.drained_after:.1f} s" if run.drained_after is not None else "not within the wait"
+    left = sum(1 for _, state in run.stranded if state not in FINAL_STATES)
+    drained = f"not drained: {left} not final"
+    if run.drained_after is not None:
+        drained = f"{max(run.drained_after, 0.0):.1f} s"
     states = ", ".join(f"{s} {n:,}" for s, n in sorted(run.end_states.items(), key=lambda x: -x[1]))
     exits = "; ".join(f"{e.slot} exit {e.code}: {e.last_lines.splitlines()[-1][:120]}" for e in run.exits[:3])
     return [
@@ -292,6 +315,8 @@ def print_figures(run: Run, args: argparse.Namespace) -> None:
         print(f"{name:<{width}}  {value}")
     for tracking_id, state in run.stranded[:5]:
         print(f"   stranded: {tracking_id} {state}")
+        for line in run.stranded_story.get(tracking_id, []):
+            print(f"      {line}")
     for tracking_id, code in run.missing_postbacks[:5]:
         print(f"   missing postback: {tracking_id} {code}")
     for tracking_id, state, wanted in run.unexpected[:5]:
