@@ -86,14 +86,14 @@ GATEWAY_SETTINGS = {
 
 
 def message_bodies(args: argparse.Namespace, creds: Credentials, image_url: str) -> tuple[list[str], dict[str, str]]:
-    """The load's sendmms bodies (compact JSON, one a line) and the recipient of each client reference."""
+    """The load's sendmms bodies (compact JSON, one a line) and, by client reference in the same order, the
+    final state each should reach (its handset's)."""
     rng = random.Random(args.seed)
     expiry = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    numbers = [h[0] for h in HANDSETS]
     weights = [h[2] for h in HANDSETS]
-    bodies, recipients = [], {}
+    bodies, expected = [], {}
     for i in range(args.messages):
-        to = rng.choices(numbers, weights)[0]
+        to, _, _, final = rng.choices(HANDSETS, weights)[0]
         reference = f"chaos-{args.seed}-{i:05d}"
         slide: dict[str, Any] = {"message-text": f"Chaos bench message {i}: your parcel is on its way."}
         if rng.random() < args.image_share:
@@ -110,8 +110,8 @@ def message_bodies(args: argparse.Namespace, creds: Credentials, image_url: str)
             "slide": [slide],
         }
         bodies.append(json.dumps(data, separators=(",", ":")))
-        recipients[reference] = to
-    return bodies, recipients
+        expected[reference] = final
+    return bodies, expected
 
 
 def start_fleet(procs: Processes, home: Path, url: str) -> tuple[Fleet, list[int]]:
@@ -134,13 +134,13 @@ def start_fleet(procs: Processes, home: Path, url: str) -> tuple[Fleet, list[int
     return fleet, ports
 
 
-def start_receiver(procs: Processes, work: Path, args: argparse.Namespace) -> tuple[str, Any]:
+def start_receiver(procs: Processes, work: Path, args: argparse.Namespace) -> str:
     log = work / "receiver.log"
     argv = [sys.executable, str(PEERS), "receiver", "--seed", str(args.seed)]
     argv += ["--fail", f"{args.postback_fail:g}", "--hold", f"{args.postback_hold:g}"]
     proc = procs.start(argv, log=log, cwd=work, env=child_env())
     match = wait_line(proc, log, LISTENING, 30, who="the postback receiver")
-    return match.group(1).rstrip("/"), proc
+    return match.group(1).rstrip("/")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -238,7 +238,7 @@ def drain(args: argparse.Namespace, fleet: Fleet, watch: LeaseWatch, url: str, l
     if found is None:
         raise BenchError("PostgreSQL did not answer after the load")
     run.stranded = [(str(t), str(s)) for t, s, _ in found]
-    tell_stranded(run, url, load_end - run.load_seconds)
+    tell_stranded(run, url, run.load_started)
     if not any(str(s) not in FINAL_STATES for _, s, _ in found):
         last = query(url, "SELECT max(updated_at) FROM messages")
         run.drained_after = float(last[0][0]) - load_end if last and last[0][0] is not None else None
@@ -286,13 +286,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         cluster.start()
         url = cluster.create_database("mmsgate")
         with MediaOrigin() as origin:
-            receiver, _ = start_receiver(procs, work, args)
+            receiver = start_receiver(procs, work, args)
             _, creds = provision(url, work / "cli-data", work, f"{receiver}/postbacks")
             for number, behaviour, _, _ in HANDSETS:
                 handset = ["sandbox", "handset", number, "--behaviour", behaviour, "--delay", "0"]
                 run_cli([*handset, "--database", url, "--data-dir", str(work / "cli-data"), "--json"], work)
             fleet, ports = start_fleet(procs, work, url)
-            bodies, recipients = message_bodies(args, creds, origin.url)
+            bodies, expected = message_bodies(args, creds, origin.url)
             (work / "bodies.jsonl").write_text("\n".join(bodies) + "\n")
             load_argv = [sys.executable, str(PEERS), "load", "--ports", ",".join(map(str, ports))]
             load_argv += ["--bodies", str(work / "bodies.jsonl"), "--api-key", creds.api_key]
@@ -308,11 +308,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             result, run = under_load(args, procs, fleet, cluster, watch, load_argv)
             records = result["records"]
             load_end = max((float(r[1]) for r in records if r[1]), default=time.time())
-            run.load_seconds = load_end - float(result["started"])
+            run.load_started = float(result["started"])
+            run.load_seconds = load_end - run.load_started
             run.restarts = list(cluster.restarts)
             print(f"== load done in {run.load_seconds:.0f} s, {len(run.kills)} kills; waiting for the drain")
             drain(args, fleet, watch, url, load_end, run)
-            check_store(run, url, records, recipients, receiver, load_end + args.drain_seconds + POSTBACK_GRACE)
+            check_store(run, url, records, expected, receiver, load_end + args.drain_seconds + POSTBACK_GRACE)
             run.deaths = watch.finish()
             run.exits = list(fleet.exits)
             run.early_reports, run.reconciled, run.problems = count_in_logs(fleet, EARLY_REPORT)

@@ -38,6 +38,7 @@ class Run:
     kills: list[tuple[str, float]] = field(default_factory=list)
     restarts: list[tuple[str, float, float]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    load_started: float = 0.0
     load_seconds: float = 0.0
     sent: int = 0
     accepted: list[str] = field(default_factory=list)
@@ -129,11 +130,12 @@ class Receiver:
 
 
 def check_store(
-    run: Run, url: str, records: list[list[Any]], recipients: dict[str, str], receiver: str, deadline: float
+    run: Run, url: str, records: list[list[Any]], expected: dict[str, str], receiver: str, deadline: float
 ) -> None:
-    """Fill ``run`` from the load's records, the store and the receiver (waiting for postbacks until every
-    expected one arrived, nothing is left to send, or ``deadline``)."""
-    references = list(recipients)
+    """Fill ``run`` from the load's records (in the order of ``expected``: client reference -> the final state
+    its handset gives), the store and the receiver (waiting for postbacks until every expected one arrived,
+    nothing is left to send, or ``deadline``)."""
+    references = list(expected)
     run.sent = len(records)
     unanswered_refs = set()
     for i, (_, _, tracking_id, outcome, tries, detail) in enumerate(records):
@@ -151,11 +153,9 @@ def check_store(
     per_reference = Counter(str(r) for _, _, r in messages)
     run.accepted_twice = sum(1 for n in per_reference.values() if n > 1)
     run.unanswered_stored = sum(1 for r in unanswered_refs if per_reference[r])
-    expected = {"delivers": "delivered", "rejects": "rejected", "no-mms": "sms-delivered"}
-    behaviour = {"15550100001": "delivers", "15550100002": "rejects", "15550100003": "no-mms"}
     for tracking_id, state, reference in messages:
         run.end_states[str(state)] += 1
-        wanted = expected[behaviour.get(recipients.get(str(reference), ""), "delivers")]
+        wanted = expected.get(str(reference), "?")
         if str(state) in FINAL_STATES and state != wanted:
             run.unexpected.append((str(tracking_id), str(state), wanted))
     doubles = rows(
@@ -292,7 +292,10 @@ def figures(run: Run) -> list[tuple[str, str]]:
         ("missing postbacks", f"{len(run.missing_postbacks)}"),
         ("processes that exited on their own", f"{len(run.exits)}" + (f" ({exits})" if exits else "")),
         ("kills (SIGKILL + start at once)", f"{len(run.kills)} (api {kinds['api']}, worker {kinds['worker']})"),
-        ("PostgreSQL restarts", ", ".join(f"-m {m} {b - a:.1f} s" for m, a, b in run.restarts) or "none"),
+        (
+            "PostgreSQL restarts (at, taking)",
+            ", ".join(f"-m {m} at +{a - run.load_started:.0f} s, {b - a:.1f} s" for m, a, b in run.restarts) or "none",
+        ),
         (
             "work held by killed workers",
             f"{len(waits)} jobs/postbacks; waited p50 {waits[len(waits) // 2] if waits else 0:.1f} s, "
@@ -337,7 +340,7 @@ def append_record(command: str, run: Run, args: argparse.Namespace, verdict: str
         dated(command),
         machine_note("the gateway's 4 processes, its PostgreSQL cluster and the bench (load, receiver, origin)"),
         "",
-        table(("figure", "value"), "lr", [(name, value) for name, value in figures(run)]),
+        table(("figure", "value"), "ll", [(name, value) for name, value in figures(run)]),
         "",
         f"Verdict: {verdict}",
     ]
