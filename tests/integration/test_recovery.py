@@ -39,7 +39,9 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 async def queued_postback(store: Store, caller: Caller, url: str) -> str:
-    """A message failed with its E101 postback to ``url`` in the outbox; the postback's event id."""
+    """A message failed with its E101 postback to ``url`` (the account's postback URL) in the outbox; the
+    postback's event id."""
+    await store.accounts.update_account(caller.account_id, postback_url=url)
     message = make_message(caller)
     await store.accepting.accept_message(message)
     postback = Outgoing(
