@@ -124,6 +124,8 @@ async def applying_kept_reports(delivery: Delivery) -> None:
             await delivery.apply_kept_reports()
         except StoreError as exc:
             log.warning("applying kept reports failed (%s); it is tried again in %.0f s", exc, KEPT_REPORTS_INTERVAL)
+        except Exception:  # the sweep must outlive any one failure: said, and tried again
+            log.exception("applying kept reports failed; it is tried again in %.0f s", KEPT_REPORTS_INTERVAL)
 
 
 C = TypeVar("C", Carrier, SmsConnector)

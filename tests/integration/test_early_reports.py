@@ -5,25 +5,29 @@ tests/peers/smsc-sim.js), on SQLite and PostgreSQL.
 The race is made to happen every time: the worker's record of the submit (the store's ``lifecycle.advance``
 to submitted, or ``lifecycle.sms_submitted``) waits until the carrier's report has been handled by the
 gateway, and only then is written. The message must still reach its delivered state with its postbacks.
-The record is applied right after the submit's record by the worker that wrote it (here with the periodic
+The report is applied right after the submit's record by the worker that wrote it (here with the periodic
 sweep made too slow to help), or, when the worker never got to that check (its record committed but the
-acknowledgement lost, as when a connection drops at the commit), by the sweep of kept reports.
+acknowledgement lost, as when a connection drops at the commit), by the sweep of kept reports. A report
+whose submit is never recorded is dropped at its message's expiry, and the log says so.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from mmsgate import runtime
 from mmsgate.core.codes import JobKind, MessageState
-from mmsgate.core.model import Step, iso
-from mmsgate.core.records import Behaviour, Handset
+from mmsgate.core.model import Step, iso, utcnow
+from mmsgate.core.records import Behaviour, Handset, KeptReport, ReportKind
 from mmsgate.errors import StoreUnavailable
 from mmsgate.store import Store
 from mmsgate.web.console.auth import set_password
@@ -288,3 +292,34 @@ async def sms_race(gateway: Gateway, smsc: Smsc, held: HeldRecord) -> None:
     (delivered,) = await gateway.postbacks(tracking_id, ["N202"])
     assert delivered.signed_by(secret) and delivered.json["sent-as"] == "SMS"
     assert (await gateway.store.messages.find_message(tracking_id)).state is S.SMS_DELIVERED
+
+
+# expiry ------------------------------------------------------------------------------------------------------
+
+
+async def test_a_report_whose_submit_is_never_recorded_is_dropped_at_its_expiry_saying_so(
+    store: Store,
+    backend: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = utcnow()
+    stale = KeptReport(ReportKind.MMS, "carrier", "MMSC-gone", "delivered", "Retrieved", now - timedelta(days=3), now)
+    live = dataclasses.replace(stale, carrier_message_id="MMSC-live", expires_at=now + timedelta(days=1))
+    assert await store.reports.keep_report(stale) and await store.reports.keep_report(live)
+    caplog.set_level(logging.WARNING, logger="mmsgate.delivery")
+    async with (
+        sweeping_every(monkeypatch, SWEEP_FAST),
+        running_gateway(store, gateway_settings(tmp_path, backend, request)),
+    ):
+
+        async def dropped() -> list[str] | None:
+            said = [r.getMessage() for r in caplog.records if "MMSC-gone" in r.getMessage()]
+            return said or None
+
+        (said,) = await eventually(dropped, what="the stale report to be dropped")
+    assert f"kept since {iso(stale.received_at)} dropped: no submit was recorded for it by {iso(now)}" in said
+    rows = await store.db.read("SELECT carrier_message_id FROM kept_reports")
+    assert rows == [("MMSC-live",)]  # a report within its message's life stays
