@@ -100,7 +100,8 @@ class CarrierBusy(CarrierError):
 
 
 class NotYet(MmsgateError):
-    """Work that depends on a step not yet recorded (a report faster than the submit's record)."""
+    """Work that depends on a step not yet recorded, or found its message changed under it (a report faster
+    than the submit's record is not one: it is kept until that record exists)."""
 
     retryable = True
 

@@ -1,6 +1,6 @@
 """Builds a worker's machinery from settings: the media stage, the carrier plug-ins' connectors, the
-delivery engine and its sink, the job worker, the postback sender and the pruner, and runs them until the
-context ends."""
+delivery engine and its sink, the job worker, the postback sender, the pruner and the sweep of kept reports,
+and runs them until the context ends."""
 
 from __future__ import annotations
 
@@ -109,6 +109,25 @@ async def pruning(store: Store, settings: Settings) -> None:
             log.info("pruned %s", ", ".join(f"{n} {what}" for what, n in counts.items() if n))
 
 
+KEPT_REPORTS_INTERVAL = 5.0
+"""Seconds between two sweeps of reports kept before their submit's record (see
+:meth:`~mmsgate.delivery.engine.Delivery.apply_kept_reports`): the longest a report waits after a crash
+between that record and its check."""
+
+
+async def applying_kept_reports(delivery: Delivery) -> None:
+    """Every ``KEPT_REPORTS_INTERVAL`` seconds, apply the kept reports whose submit is recorded by now;
+    several workers doing it at once is harmless (each step is a compare-and-set)."""
+    while True:
+        await asyncio.sleep(KEPT_REPORTS_INTERVAL)
+        try:
+            await delivery.apply_kept_reports()
+        except StoreError as exc:
+            log.warning("applying kept reports failed (%s); it is tried again in %.0f s", exc, KEPT_REPORTS_INTERVAL)
+        except Exception:  # the sweep must outlive any one failure: said, and tried again
+            log.exception("applying kept reports failed; it is tried again in %.0f s", KEPT_REPORTS_INTERVAL)
+
+
 C = TypeVar("C", Carrier, SmsConnector)
 
 
@@ -193,6 +212,7 @@ async def running_worker(settings: Settings, store: Store) -> AsyncIterator[Runn
         limiter,
         fallback=fallback,
         fallback_codes=fallback_codes,
+        kept=store.reports,
     )
     inbound = inbound_receiver(settings, store, accounts, blobs)
     sink = EngineSink(delivery, fallback, inbound, store.messages, store.lifecycle)
@@ -236,6 +256,7 @@ async def running_worker(settings: Settings, store: Store) -> AsyncIterator[Runn
         asyncio.create_task(worker.run(), name="worker"),
         asyncio.create_task(sender.run(), name="postbacks"),
         asyncio.create_task(pruning(store, settings), name="prune"),
+        asyncio.create_task(applying_kept_reports(delivery), name="kept-reports"),
     ]
     try:
         yield Running(worker, sender, sink)

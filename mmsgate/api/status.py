@@ -13,7 +13,8 @@ from starlette.responses import Response
 from mmsgate.api.auth import Authenticator
 from mmsgate.common.http import api_key_of, failure, json_response
 from mmsgate.core.codes import ACCEPTED_DETAILS, TEMPLATE_ACCEPTED_DETAILS, ErrorCode
-from mmsgate.core.model import AccountConfig, Event, Sending, iso, slides_to_wire
+from mmsgate.core.lifecycle import is_final
+from mmsgate.core.model import AccountConfig, Event, Message, Sending, iso, slides_to_wire
 from mmsgate.core.roles import Messages
 from mmsgate.errors import ApiError, NotFound
 
@@ -29,6 +30,21 @@ def _events(events: list[Event]) -> list[dict[str, Any]]:
         {"code": e.code, "status": e.status, "status-details": e.details, "timestamp": iso(e.created_at)}
         for e in events
     ]
+
+
+async def _pending(messages: Messages, m: Message) -> dict[str, Any] | None:
+    """A report kept until the record of the submit it reports on exists (see docs/delivery.md)."""
+    kept = None if is_final(m.state) else await messages.pending_report(m.tracking_id)
+    if kept is None:
+        return None
+    return {
+        "kind": kept.kind.value,
+        "carrier": kept.carrier,
+        "status": kept.status,
+        "status-details": kept.details,
+        "received": iso(kept.received_at),
+        "kept-until": iso(kept.expires_at),
+    }
 
 
 def _sending(s: Sending) -> dict[str, Any]:
@@ -84,6 +100,7 @@ class StatusView:
                 "created": iso(m.created_at),
                 "events": _events(events),
                 "carrier": ({"name": m.carrier, "message-id": m.carrier_message_id} if m.carrier_message_id else None),
+                "pending-report": await _pending(self.messages, m),
                 "postbacks": [
                     {"event-id": event_id, "code": code, "state": state, "attempts": attempts}
                     for event_id, code, state, attempts in await self.messages.list_postbacks(m.tracking_id)

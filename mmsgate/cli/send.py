@@ -119,9 +119,24 @@ def _run(work: Callable[[], Any]) -> None:
     sys.exit(code or 0)
 
 
+def _pending_report(view: dict[str, Any], shown: dict[str, Any] | None, as_json: bool) -> dict[str, Any] | None:
+    """Say once that a report came before the gateway recorded the submit (it is applied once that is)."""
+    pending = view.get("pending-report")
+    if pending and pending != shown:
+        what = "SMS receipt" if pending.get("kind") == "sms" else "delivery report"
+        _say(
+            as_json,
+            {"pending-report": pending},
+            f"{pending.get('received', '')}  -      pending {what} from {pending.get('carrier', '')}: "
+            f"{pending.get('status', '')} ({pending.get('status-details', '')}); applied once the submit is recorded",
+        )
+    return pending or None
+
+
 async def _follow(read: Callable[[], Any], finals: dict[str, int], as_json: bool, within: float) -> int:
     """Print each event of the view as it appears, until its state is final; the exit status it means."""
     shown = 0
+    pending: dict[str, Any] | None = None
     deadline = asyncio.get_running_loop().time() + within
     while True:
         view = await read()
@@ -134,6 +149,7 @@ async def _follow(read: Callable[[], Any], finals: dict[str, int], as_json: bool
                 f"{event.get('timestamp', '')}  {code:5}  {event.get('status', '')}: {event.get('status-details', '')}",
             )
         shown = max(shown, len(events))
+        pending = _pending_report(view, pending, as_json)
         state = view.get("state")
         if state in finals:
             if finals[state]:

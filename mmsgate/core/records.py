@@ -1,12 +1,13 @@
 """Records of the gateway's side business, as the store returns them: the postback outbox, the sandbox
-carrier's handsets, inbound MMS, hosted pages, SMS segments and receipts, configured connections, and what
-the console lists. The message domain itself (messages, templates, jobs, steps) is in :mod:`mmsgate.core.model`."""
+carrier's handsets, inbound MMS, hosted pages, SMS segments and receipts, reports kept before the record of
+their submit, configured connections, and what the console lists. The message domain itself (messages,
+templates, jobs, steps) is in :mod:`mmsgate.core.model`."""
 
 from __future__ import annotations
 
 import enum
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -159,6 +160,37 @@ class SmsReceipt:
     status: SmsStatus
     details: str
     """The SMSC's own words, e.g. ``stat:UNDELIV err:001``."""
+
+
+class ReportKind(enum.StrEnum):
+    """What a kept report is: a carrier's delivery report of an MMS, or an SMSC's receipt of one segment of
+    a fallback SMS (whose own record stays with the receipts)."""
+
+    MMS = "mms"
+    SMS = "sms"
+
+
+@dataclass(frozen=True, slots=True)
+class KeptReport:
+    """A delivery report or SMS receipt that came before the record of the submit it reports on, kept
+    until that record exists (and applied then) or until ``expires_at``."""
+
+    kind: ReportKind
+    carrier: str
+    """The carrier, MM7 connection or SMS connection that sent it."""
+    carrier_message_id: str
+    """The id the carrier gave the message (an SMS receipt's as :func:`normalise_id` keeps it)."""
+    status: str
+    """A delivery report's status (delivered, rejected, expired, failed) or a receipt's :class:`SmsStatus`."""
+    details: str
+    received_at: datetime
+    expires_at: datetime
+    submission_id: str | None = None
+    """The message's tracking id, when the carrier reports with it (the sandbox)."""
+    code: str | None = None
+    """The carrier's own status (MM7 ``MMStatus``)."""
+    extra: dict[str, str] = field(default_factory=dict)
+    """Additive postback fields the report carried."""
 
 
 def normalise_id(raw: str) -> str:

@@ -8,6 +8,7 @@ suite runs against both); nothing outside it sees SQL.
     Accepting    what the API commits: messages and templates with their first job (group commit)
     Messages     reading messages and templates, their parts, events, postbacks and hosted pages
     Lifecycle    moving a message or template along its lifecycle, SMS segments and receipts
+    KeptReports  delivery reports and SMS receipts that came before their submit's record
     JobQueue     claiming jobs under a lease, renewing, finishing and releasing them
     Outbox       claiming postbacks and recording each delivery attempt
     PostbackBacklog  how an account's postbacks wait in the outbox, and retrying them now
@@ -55,6 +56,7 @@ from mmsgate.core.records import (
     Handset,
     HostedPage,
     Inbound,
+    KeptReport,
     KnownHandset,
     MessageQuery,
     PostbackAttempt,
@@ -201,6 +203,11 @@ class Messages(Protocol):
         """A message's SMS segments in order, each with its receipt once one came."""
         ...
 
+    async def pending_report(self, tracking_id: str) -> KeptReport | None:
+        """The report or receipt kept for the message until it is applied (see :class:`KeptReports`); None
+        when there is none. A report that names no message (MM7) is found once its submit is recorded."""
+        ...
+
 
 class Lifecycle(Protocol):
     """Moving messages and templates along their lifecycle (:mod:`mmsgate.core.lifecycle`). Every change
@@ -253,9 +260,38 @@ class Lifecycle(Protocol):
         """Apply ``step`` (to sms-submitted) and record the SMSC's id of each segment, together."""
         ...
 
-    async def record_sms_receipt(self, receipt: SmsReceipt) -> str | None:
+    async def record_sms_receipt(self, receipt: SmsReceipt, *, keep_until: datetime | None = None) -> str | None:
         """Keep a receipt (a final one replaces an en-route one); the tracking id of the message whose
-        segment it is, None if no segment is known by that id (yet)."""
+        segment it is, None if no segment is known by that id (yet). With ``keep_until``, a final receipt
+        whose segment is not recorded yet is also kept as a :class:`~mmsgate.core.records.KeptReport` until
+        then, in the same write, so that the sweep of :class:`KeptReports` applies it once it is."""
+        ...
+
+
+class KeptReports(Protocol):
+    """Delivery reports and SMS receipts that came before the record of the submit they report on (a
+    carrier may answer faster than the gateway records its answer): kept until that record exists, then
+    applied and forgotten, or until they expire with their message."""
+
+    async def keep_report(self, report: KeptReport) -> bool:
+        """Keep a report; False (nothing changed) when one was kept already for that carrier's id."""
+        ...
+
+    async def kept_report(self, tracking_id: str, carrier: str, carrier_message_id: str) -> KeptReport | None:
+        """The delivery report kept for a message just recorded submitted (by its tracking id, or by the
+        carrier's id for it); None, nearly always."""
+        ...
+
+    async def matched_reports(self, limit: int = 100) -> list[tuple[KeptReport, str]]:
+        """Kept reports whose submit is recorded by now, oldest first, each with its message's tracking id."""
+        ...
+
+    async def forget_report(self, report: KeptReport) -> None:
+        """Delete a kept report (applied, or no longer applicable)."""
+        ...
+
+    async def expire_reports(self, now: datetime, limit: int = 100) -> list[KeptReport]:
+        """Delete and return kept reports whose expiry passed before ``now`` without their submit's record."""
         ...
 
 

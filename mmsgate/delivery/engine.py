@@ -7,6 +7,12 @@ records ``submitted`` (N101) and then waits in the job table until the message's
 report ends the message (N102 / E102) and the waiting job with it; if none comes, the job wakes at the
 expiry and ends the message N103. Every step is a compare-and-set in the store, so a step repeated
 after a crash or by a second worker changes nothing.
+
+A carrier may report before the gateway has recorded what it took (its answer and its report race). Such
+a report is kept in the store (:class:`~mmsgate.core.roles.KeptReports`), never retried and dropped: the
+worker that records the submit applies it right after, and a sweep of every worker
+(:meth:`Delivery.apply_kept_reports`) applies whatever a crash between the two left, until the message's
+expiry.
 """
 
 from __future__ import annotations
@@ -22,13 +28,15 @@ from mmsgate.carriers.base import Carrier, DeliveryReport, ReportStatus, SubmitR
 from mmsgate.carriers.routing import Router
 from mmsgate.carriers.throttle import SendLimiter
 from mmsgate.common.cache import AccountSettings
+from mmsgate.contract.fields import MMS_EXPIRY_MAX
 from mmsgate.core import lifecycle
 from mmsgate.core.codes import EventCode, MessageState
 from mmsgate.core.compose import compose
 from mmsgate.core.mms import Mms
 from mmsgate.core.model import SETTLED, Job, JobEffect, JobOutcome, Message, Part, Step, iso, utcnow
+from mmsgate.core.records import KeptReport, ReportKind
 from mmsgate.core.retry import RetryPolicy
-from mmsgate.core.roles import Lifecycle, Messages
+from mmsgate.core.roles import KeptReports, Lifecycle, Messages
 from mmsgate.delivery.fallback import SmsFallback
 from mmsgate.delivery.templates import message_failure
 from mmsgate.errors import CarrierBusy, CarrierError, CarrierRejected, MediaError, NotFound, NotYet
@@ -40,6 +48,12 @@ log = logging.getLogger("mmsgate.delivery")
 S = MessageState
 
 _SMS_WORK = frozenset({S.FALLBACK, S.SMS_SUBMITTING, S.SMS_SUBMITTED})
+_UNRECORDED = frozenset({S.ACCEPTED, S.MEDIA_READY, S.SUBMITTING})
+"""A report for a message in these states came before its submit's record: it is kept."""
+
+KEEP_UNNAMED = MMS_EXPIRY_MAX
+"""How long a report that names no recorded message is kept: a message lives no longer, so its submit is
+recorded within that time or never."""
 
 _REPORTED: dict[ReportStatus, tuple[MessageState, EventCode]] = {
     ReportStatus.DELIVERED: (S.DELIVERED, EventCode.DELIVERED),
@@ -69,9 +83,12 @@ class Delivery:
         fallback: SmsFallback | None = None,
         fallback_codes: frozenset[str] = frozenset(),
         policy: RetryPolicy | None = None,
+        kept: KeptReports,
     ) -> None:
         self.messages = messages
         self.lifecycle = lifecycle
+        self.kept = kept
+        """Reports that came before their submit's record."""
         self.stage = stage
         self.carriers = carriers
         self.postbacks = postbacks
@@ -239,18 +256,20 @@ class Delivery:
                 return False
         details = f"submitted to carrier {carrier.name} as {result.carrier_message_id}"
         wait = JobEffect.of(job, message.expires_at.timestamp())
-        return (
-            await self._step(
-                message,
-                S.SUBMITTED,
-                EventCode.SENT,
-                details,
-                carrier_message_id=result.carrier_message_id,
-                carrier_name=carrier.name,
-                jobs=(wait,) if wait is not None else (),
-            )
-            and wait is not None
+        recorded = await self._step(
+            message,
+            S.SUBMITTED,
+            EventCode.SENT,
+            details,
+            carrier_message_id=result.carrier_message_id,
+            carrier_name=carrier.name,
+            jobs=(wait,) if wait is not None else (),
         )
+        if recorded:  # a report that came before this record waits for it
+            kept = await self.kept.kept_report(message.tracking_id, carrier.name, result.carrier_message_id)
+            if kept is not None:
+                await self._apply_kept(kept, await self.messages.find_message(message.tracking_id))
+        return recorded and wait is not None
 
     async def _call_carrier(self, message: Message, mms: Mms, carrier: Carrier) -> SubmitResult | None:
         if self.limiter is not None and carrier is self.carriers.default:
@@ -318,17 +337,49 @@ class Delivery:
     # reports ----------------------------------------------------------------------------------
     async def report(self, report: DeliveryReport) -> bool:
         """A carrier's delivery report: end the message (and its waiting job) as reported; True when that
-        write also ended the job that carried the report (``report.carried_by``)."""
+        write also ended the job that carried the report (``report.carried_by``). A report that came before
+        its submit's record is kept until that record exists (False: the carrying job ends as done)."""
+        message = await self._reported(report)
+        if message is None or message.state in _UNRECORDED:
+            await self._keep(report, message)
+            return False
+        return await self._apply(message, report)
+
+    async def _reported(self, report: DeliveryReport) -> Message | None:
         try:
             if report.submission_id is not None:
-                message = await self.messages.find_message(report.submission_id)
-            else:
-                message = await self.messages.find_by_carrier_id(report.carrier, report.carrier_message_id)
-        except NotFound as exc:
-            # the report may overtake the record of the submit it reports on
-            raise NotYet(f"report for {report.carrier_message_id} before its submit was recorded") from exc
-        if message.state in (S.ACCEPTED, S.MEDIA_READY, S.SUBMITTING):
-            raise NotYet(f"report for {message.tracking_id} before its submit was recorded")
+                return await self.messages.find_message(report.submission_id)
+            return await self.messages.find_by_carrier_id(report.carrier, report.carrier_message_id)
+        except NotFound:
+            return None
+
+    async def _keep(self, report: DeliveryReport, message: Message | None) -> None:
+        now = utcnow()
+        kept = KeptReport(
+            ReportKind.MMS,
+            report.carrier,
+            report.carrier_message_id,
+            report.status.value,
+            report.details,
+            received_at=now,
+            expires_at=message.expires_at if message is not None else now + KEEP_UNNAMED,
+            submission_id=report.submission_id,
+            code=report.code,
+            extra=dict(report.extra),
+        )
+        if await self.kept.keep_report(kept):
+            log.info(
+                "report (%s) from %s for %s came before its submit was recorded: kept until it is",
+                report.status.value,
+                report.carrier,
+                message.tracking_id if message is not None else report.carrier_message_id,
+            )
+        # the submit's record may have been written meanwhile, its worker finding nothing kept yet
+        again = await self._reported(report)
+        if again is not None and again.state not in _UNRECORDED:
+            await self._apply_kept(kept, again)
+
+    async def _apply(self, message: Message, report: DeliveryReport) -> bool:
         target, code = _REPORTED[report.status]
         details = report.details
         if target is S.REJECTED and message.state is S.SUBMITTED and report.code in self.fallback_codes:
@@ -341,3 +392,47 @@ class Delivery:
                 return False
         carried = (report.carried_by,) if report.carried_by is not None else ()
         return await self._step(message, target, code, details, close_job=True, extra=report.extra, jobs=carried)
+
+    async def _apply_kept(self, kept: KeptReport, message: Message) -> None:
+        """Apply a kept report to its message, now recorded (nothing changes if it has ended meanwhile),
+        and forget it."""
+        if kept.kind is ReportKind.SMS:
+            if self.fallback is not None and message.state is S.SMS_SUBMITTED:
+                await self.fallback.settle(message)
+        else:
+            report = DeliveryReport(
+                kept.carrier,
+                kept.carrier_message_id,
+                ReportStatus(kept.status),
+                kept.details,
+                extra=dict(kept.extra),
+                submission_id=kept.submission_id,
+                code=kept.code,
+            )
+            if await self._apply(message, report):
+                log.info("message %s: the report kept since %s applied", message.tracking_id, iso(kept.received_at))
+        await self.kept.forget_report(kept)
+
+    async def apply_kept_reports(self, limit: int = 100) -> int:
+        """The sweep: apply the kept reports whose submit is recorded by now (a crash may have come between
+        that record and its check), and drop those whose message's expiry passed without one, saying so.
+        Returns how many were applied or dropped."""
+        done = 0
+        for kept, tracking_id in await self.kept.matched_reports(limit):
+            try:
+                await self._apply_kept(kept, await self.messages.find_message(tracking_id))
+            except Exception:  # one that cannot be applied must not stop the others: said, and tried again
+                log.exception("report kept for message %s could not be applied", tracking_id)
+            else:
+                done += 1
+        for kept in await self.kept.expire_reports(utcnow(), limit):
+            log.warning(
+                "report (%s) from %s for %s kept since %s dropped: no submit was recorded for it by %s",
+                kept.status,
+                kept.carrier,
+                kept.submission_id or kept.carrier_message_id,
+                iso(kept.received_at),
+                iso(kept.expires_at),
+            )
+            done += 1
+        return done

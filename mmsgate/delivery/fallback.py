@@ -5,7 +5,8 @@ It continues the message's ``deliver`` job (see :mod:`mmsgate.core.lifecycle`): 
 with its reason) → ``sms-submitting`` (recorded before the connector is called) → ``sms-submitted``
 (each segment's SMSC id recorded, the job waiting for the message's expiry) → ``sms-delivered`` (N202)
 once every segment's receipt says delivered, or ``sms-failed`` (E202) at the first that says it was not.
-Receipts are kept as they come, so one that overtakes the submit's record is applied by that record.
+Receipts are kept as they come, so one that overtakes the submit's record is applied by that record, or by
+the delivery engine's sweep of kept reports if the worker stopped in between.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from datetime import timedelta
 
 from mmsgate.carriers.base import Sms, SmsConnector
 from mmsgate.carriers.routing import Router
+from mmsgate.contract.fields import MMS_EXPIRY_MAX
 from mmsgate.core.codes import EventCode, MessageState
 from mmsgate.core.model import SETTLED, Job, JobEffect, JobOutcome, Message, Step, utcnow
 from mmsgate.core.records import SmsReceipt, SmsStatus
@@ -156,9 +158,14 @@ class SmsFallback:
 
     async def receipt(self, receipt: SmsReceipt) -> None:
         """An SMSC's receipt for one segment: kept, and the message ended once its segments say how."""
-        tracking_id = await self.lifecycle.record_sms_receipt(receipt)
+        tracking_id = await self.lifecycle.record_sms_receipt(receipt, keep_until=utcnow() + MMS_EXPIRY_MAX)
+        if tracking_id is None and receipt.status is not SmsStatus.ENROUTE:
+            # applied by the submit's record when it comes, or by the sweep of kept reports after a crash
+            log.info(
+                "receipt from %s for %s came before its SMS was recorded: kept", receipt.connector, receipt.message_id
+            )
         if tracking_id is None or receipt.status is SmsStatus.ENROUTE:
-            return  # a receipt before the submit's record is applied by that record
+            return
         await self.settle(await self.messages.find_message(tracking_id))
 
     async def settle(self, message: Message) -> None:

@@ -15,6 +15,7 @@ from mmsgate.core.roles import (
     ConsoleState,
     Incoming,
     JobQueue,
+    KeptReports,
     Lifecycle,
     Messages,
     Numbers,
@@ -34,6 +35,7 @@ from mmsgate.store.sql.jobs import SqlJobQueue
 from mmsgate.store.sql.lifecycle import SqlLifecycle
 from mmsgate.store.sql.messages import SqlAccepting, SqlMessages
 from mmsgate.store.sql.outbox import SqlOutbox, SqlPostbackBacklog
+from mmsgate.store.sql.reports import SqlKeptReports
 from mmsgate.store.sql.sandbox import SqlSandbox
 
 
@@ -55,6 +57,7 @@ class Store:
         self.accepting: Accepting = SqlAccepting(db)
         self.messages: Messages = messages or SqlMessages(db)
         self.lifecycle: Lifecycle = SqlLifecycle(db)
+        self.reports: KeptReports = SqlKeptReports(db)
         self.jobs: JobQueue = jobs or SqlJobQueue(db)
         self.outbox: Outbox = SqlOutbox(db)
         self.backlog: PostbackBacklog = SqlPostbackBacklog(db)

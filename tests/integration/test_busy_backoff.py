@@ -66,7 +66,9 @@ async def test_a_busy_carrier_is_tried_again_within_the_cap_at_any_attempt(
     fetcher = Fetcher(AddressGuard())
     stage = MediaStage(fetcher, pool, BlobStore(tmp_path / "blobs"), CarrierProfile(), tmp_path / "spool")
     carriers: Router[Carrier] = Router(store.connections, {}, default=SandboxCarrier(store.sandbox))
-    delivery = Delivery(store.messages, store.lifecycle, stage, carriers, PostbackBuilder(accounts), accounts)
+    delivery = Delivery(
+        store.messages, store.lifecycle, stage, carriers, PostbackBuilder(accounts), accounts, kept=store.reports
+    )
     waits: dict[int, float] = {}
     try:
         for attempts in ATTEMPTS:

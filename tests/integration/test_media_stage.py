@@ -547,7 +547,15 @@ async def test_retryable_fetch_failures_are_retried_then_given_up(
     carriers: Router[Carrier] = Router(store.connections, {}, default=SandboxCarrier(store.sandbox))
     accounts = AccountSettings(store.accounts)
     handler = Recording(
-        Delivery(store.messages, store.lifecycle, bench.stage(), carriers, PostbackBuilder(accounts), accounts)
+        Delivery(
+            store.messages,
+            store.lifecycle,
+            bench.stage(),
+            carriers,
+            PostbackBuilder(accounts),
+            accounts,
+            kept=store.reports,
+        )
     )
     worker = Worker(
         store.jobs,

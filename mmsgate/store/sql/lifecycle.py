@@ -11,9 +11,18 @@ from datetime import datetime
 from mmsgate.core import lifecycle
 from mmsgate.core.codes import EventCode, JobKind, MessageState, TemplateState
 from mmsgate.core.model import Outgoing, Part, Step, from_epoch
-from mmsgate.core.records import HostedPage, SmsReceipt, candidate_ids, normalise_id
+from mmsgate.core.records import (
+    HostedPage,
+    KeptReport,
+    ReportKind,
+    SmsReceipt,
+    SmsStatus,
+    candidate_ids,
+    normalise_id,
+)
 from mmsgate.errors import NotFound
 from mmsgate.store.sql.database import SqlDatabase
+from mmsgate.store.sql.reports import keep_statement
 from mmsgate.store.sql.rows import (
     QUEUED,
     RUNNING,
@@ -192,25 +201,30 @@ class SqlLifecycle:
         )
         return await self._db.unit(guard, *then)
 
-    async def record_sms_receipt(self, receipt: SmsReceipt) -> str | None:
+    async def record_sms_receipt(self, receipt: SmsReceipt, *, keep_until: datetime | None = None) -> str | None:
+        now = time.time()
         # a final receipt replaces an en-route one, never the reverse; the first final one stays
-        await self._db.write(
-            [
-                (
-                    "INSERT INTO sms_receipts (connector, smsc_id, status, details, received_at) "
-                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (connector, smsc_id) DO UPDATE SET "
-                    "status = excluded.status, details = excluded.details, received_at = excluded.received_at "
-                    "WHERE sms_receipts.status = 'enroute'",
-                    (
-                        receipt.connector,
-                        normalise_id(receipt.message_id),
-                        receipt.status.value,
-                        receipt.details,
-                        time.time(),
-                    ),
-                )
-            ]
-        )
+        statements: list[Statement] = [
+            (
+                "INSERT INTO sms_receipts (connector, smsc_id, status, details, received_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (connector, smsc_id) DO UPDATE SET "
+                "status = excluded.status, details = excluded.details, received_at = excluded.received_at "
+                "WHERE sms_receipts.status = 'enroute'",
+                (receipt.connector, normalise_id(receipt.message_id), receipt.status.value, receipt.details, now),
+            )
+        ]
+        if keep_until is not None and receipt.status is not SmsStatus.ENROUTE:
+            kept = KeptReport(
+                ReportKind.SMS,
+                receipt.connector,
+                receipt.message_id,
+                receipt.status.value,
+                receipt.details,
+                received_at=from_epoch(now),
+                expires_at=keep_until,
+            )
+            statements.append(keep_statement(kept, unless_segment=True))
+        await self._db.write(statements)
         ids = candidate_ids(receipt.message_id)
         rows = await self._db.read(
             f"SELECT tracking_id FROM sms_segments WHERE connector = ? AND smsc_id IN ({', '.join('?' for _ in ids)})",

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from mmsgate.core.codes import JobKind
 from mmsgate.core.model import Event, Message, Part, Template, from_epoch
-from mmsgate.core.records import HostedPage, SmsSegmentState, candidate_ids
+from mmsgate.core.records import HostedPage, KeptReport, SmsSegmentState, candidate_ids
 from mmsgate.store.sql.database import SqlDatabase
+from mmsgate.store.sql.reports import pending_report
 from mmsgate.store.sql.rows import (
     MESSAGE_COLUMNS,
     MESSAGE_READ_COLUMNS,
@@ -189,3 +190,6 @@ class SqlMessages:
                 else SmsSegmentState(segment.connector, segment.smsc_id, segment.seq, segment.total, match[0], match[1])
             )
         return out
+
+    async def pending_report(self, tracking_id: str) -> KeptReport | None:
+        return await pending_report(self._db, tracking_id)

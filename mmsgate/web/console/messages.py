@@ -1,5 +1,6 @@
 """The console's message pages: the filtered, paged list, one message (its request, slides, timeline,
-postbacks and SMS segments), and the stored media of a message or template."""
+postbacks, SMS segments and a report pending until its submit is recorded), and the stored media of a
+message or template."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from starlette.responses import Response
 
 from mmsgate.contract import normalise_number
 from mmsgate.core.codes import ACCEPTED_DETAILS, MessageState
+from mmsgate.core.lifecycle import is_final
 from mmsgate.core.mms import extension_for
 from mmsgate.core.model import Event
 from mmsgate.core.records import MessageQuery
@@ -99,6 +101,7 @@ class MessagePages:
             events=events,
             postbacks=await self.console.console_postbacks(tracking_id),
             segments=await self.records.sms_segments(tracking_id),
+            pending=None if is_final(message.state) else await self.records.pending_report(tracking_id),
         )
 
     async def media(self, request: Request, session: Session) -> Response:
