@@ -64,6 +64,11 @@ class Settings(BaseSettings):
         description="how often a worker renews the leases of the jobs and postbacks it holds (at least three "
         "times a lease)",
     )
+    job_retry_base: float = Field(
+        default=5.0, gt=0, description="seconds before a failed job's first retry; doubled each attempt"
+    )
+    job_retry_cap: float = Field(default=600.0, gt=0, description="most seconds between two attempts of a job")
+    job_max_attempts: int = Field(default=8, ge=1, description="attempts of a job before its failure is final")
     worker_concurrency: int = Field(default=64, ge=1, description="jobs one worker process runs at once")
     workers: bool = Field(default=True, description="`serve` runs the job workers in its process")
     media_allow_networks: str = Field(

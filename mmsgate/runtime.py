@@ -25,6 +25,7 @@ from mmsgate.config import Settings
 from mmsgate.core.codes import JobKind
 from mmsgate.core.model import JobHandler, MediaKind, utcnow
 from mmsgate.core.records import Connection
+from mmsgate.core.retry import RetryPolicy
 from mmsgate.delivery.engine import Delivery
 from mmsgate.delivery.fallback import SmsFallback
 from mmsgate.delivery.sink import EngineSink
@@ -54,6 +55,10 @@ def carrier_profile(settings: Settings) -> CarrierProfile:
         return CarrierProfile(name=settings.carrier_profile, **values)  # type: ignore[arg-type]
     except TypeError as exc:
         raise ConfigError(f"carrier profile {settings.carrier_profile!r}: {exc}") from exc
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(base=settings.job_retry_base, cap=settings.job_retry_cap, max_attempts=settings.job_max_attempts)
 
 
 def fetch_limits(settings: Settings) -> FetchLimits:
@@ -193,6 +198,7 @@ async def running_worker(settings: Settings, store: Store) -> AsyncIterator[Runn
         label="SMS",
     )
     companions: Mapping[str, SmsConnector] = {carrier.name: companion} if companion is not None else {}
+    policy = retry_policy(settings)
     fallback = SmsFallback(
         store.messages,
         store.lifecycle,
@@ -200,6 +206,7 @@ async def running_worker(settings: Settings, store: Store) -> AsyncIterator[Runn
         builder,
         public_url,
         companion=lambda name: companions.get(name or carrier.name),
+        policy=policy,
     )
     fallback_codes = frozenset(code.strip() for code in settings.sms_fallback_codes.split(",") if code.strip())
     delivery = Delivery(
@@ -213,6 +220,7 @@ async def running_worker(settings: Settings, store: Store) -> AsyncIterator[Runn
         fallback=fallback,
         fallback_codes=fallback_codes,
         kept=store.reports,
+        policy=policy,
     )
     inbound = inbound_receiver(settings, store, accounts, blobs)
     sink = EngineSink(delivery, fallback, inbound, store.messages, store.lifecycle)
@@ -236,6 +244,7 @@ async def running_worker(settings: Settings, store: Store) -> AsyncIterator[Runn
         lease_seconds=settings.job_lease_seconds,
         renew_seconds=settings.lease_renew_seconds,
         database=database_named(settings),
+        policy=policy,
     )
     sender = PostbackSender(
         store.outbox,

@@ -292,6 +292,14 @@ class JobHandler(Protocol):
 
     async def run(self, job: Job) -> JobOutcome: ...
 
+    async def attempt_failed(
+        self, job: Job, error: Exception, attempt: int, max_attempts: int, next_run: datetime
+    ) -> None:
+        """Record that attempt ``attempt`` (of at most ``max_attempts``) failed with ``error`` and the job
+        runs again at ``next_run``, where its users look (a message's timeline); nothing for work no user
+        follows. The retry is scheduled whether or not this succeeds."""
+        ...
+
     async def give_up(self, job: Job, error: Exception) -> None:
         """Record the final outcome of a job that will not be tried again."""
         ...

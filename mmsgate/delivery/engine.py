@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import msgspec
 
@@ -35,7 +35,7 @@ from mmsgate.core.compose import compose
 from mmsgate.core.mms import Mms
 from mmsgate.core.model import SETTLED, Job, JobEffect, JobOutcome, Message, Part, Step, iso, utcnow
 from mmsgate.core.records import KeptReport, ReportKind
-from mmsgate.core.retry import RetryPolicy
+from mmsgate.core.retry import RETRYING, FailedAttempt, RetryPolicy, attempts_made
 from mmsgate.core.roles import KeptReports, Lifecycle, Messages
 from mmsgate.delivery.fallback import SmsFallback
 from mmsgate.delivery.templates import message_failure
@@ -61,6 +61,17 @@ _REPORTED: dict[ReportStatus, tuple[MessageState, EventCode]] = {
     ReportStatus.EXPIRED: (S.EXPIRED, EventCode.EXPIRED),
     ReportStatus.FAILED: (S.FAILED, EventCode.FAILED),
 }
+
+
+def _failure(message: Message, error: Exception) -> tuple[EventCode, str]:
+    """The code and details of the failure a message's work met, as its failed attempts and its end say."""
+    if isinstance(error, MediaError):
+        return message_failure(error)
+    if isinstance(error, CarrierError):
+        if message.state in lifecycle.SMS_STATES:
+            return EventCode.FAILED, f"fallback SMS: {error}"
+        return EventCode.FAILED, f"carrier {message.carrier}: {error}" if message.carrier else str(error)
+    return EventCode.QUEUE_ERROR, f"{type(error).__name__}: {error}"
 
 
 class _FellBack(Exception):
@@ -163,20 +174,31 @@ class Delivery:
             raise CarrierError("unusable", broken)
         return carrier
 
+    async def attempt_failed(
+        self, job: Job, error: Exception, attempt: int, max_attempts: int, next_run: datetime
+    ) -> None:
+        """An event in the message's timeline for each failed attempt: what failed, attempt n of m, the next
+        try's time (no code, so no postback). A message that changed under the attempt (NotYet) is no failure:
+        it is only looked at again."""
+        if isinstance(error, NotYet):
+            return
+        message = await self.messages.find_message(job.ref)
+        if lifecycle.is_final(message.state):
+            return
+        _, reason = _failure(message, error)
+        failed = FailedAttempt(reason, attempt, max_attempts, next_run)
+        await self.lifecycle.record_event(message.tracking_id, RETRYING, failed.details())
+
     async def give_up(self, job: Job, error: Exception) -> None:
-        """The job will not be tried again: end the message with the failure that stopped it."""
+        """The job will not be tried again: end the message with the failure that stopped it, saying how
+        often it was tried."""
         try:
             message = await self.messages.find_message(job.ref)
         except NotFound:
             log.warning("job %s: message %s is gone", job.id, job.ref)
             return
-        if isinstance(error, MediaError):
-            code, details = message_failure(error)
-        elif isinstance(error, CarrierError):
-            code, details = EventCode.FAILED, f"carrier {message.carrier}: {error}" if message.carrier else str(error)
-        else:
-            code, details = EventCode.QUEUE_ERROR, f"{type(error).__name__}: {error}"
-        await self._step(message, S.FAILED, code, details)
+        code, details = _failure(message, error)
+        await self._step(message, S.FAILED, code, f"{details} ({attempts_made(job.attempts)})")
 
     # steps ------------------------------------------------------------------------------------
     async def _prepare(self, message: Message, route: Carrier) -> Sequence[Part] | None:

@@ -9,10 +9,12 @@ E004 image; E101 for other content). A message's media is prepared by the delive
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from mmsgate.common.cache import AccountSettings
 from mmsgate.core.codes import EventCode, TemplateState
 from mmsgate.core.model import Job, MediaKind
+from mmsgate.core.retry import attempts_made
 from mmsgate.core.roles import Lifecycle, Messages
 from mmsgate.errors import MediaError, NotFound
 from mmsgate.media.stage import MediaStage
@@ -88,8 +90,15 @@ class TemplateMedia:
             postback=await self.postbacks.for_template(template, EventCode.TEMPLATE_READY, details),
         )
 
+    async def attempt_failed(
+        self, job: Job, error: Exception, attempt: int, max_attempts: int, next_run: datetime
+    ) -> None:
+        """Nothing to record yet: a template's timeline has no events for failed attempts (the worker logs
+        them); its final failure says how often it was tried."""
+
     async def give_up(self, job: Job, error: Exception) -> None:
         code, details = template_failure(error)
+        details = f"{details} ({attempts_made(job.attempts)})"
         try:
             template = await self.messages.find_template(job.ref)
         except NotFound:

@@ -118,12 +118,13 @@ class Worker:
 
     async def _after_failure(self, job: Job, handler: JobHandler, exc: Exception) -> None:
         delay = self.policy.decide(exc, job.attempts)
+        unrecorded = False  # a retry because the final outcome could not be recorded is no attempt of the work
         if delay is None:
             try:
                 await handler.give_up(job, exc)
             except Exception:
                 log.exception("job %s: recording its failure failed; it will be retried", job.id)
-                delay = self.policy.base
+                delay, unrecorded = self.policy.base, True
             else:
                 await self._settle(self.jobs.finish_job(job.id, self.owner), job)
                 return
@@ -139,6 +140,13 @@ class Worker:
         run_at = utcnow() + timedelta(seconds=delay)
         if job.deadline is not None and run_at > job.deadline:
             run_at = job.deadline  # the job's last chance (a message's expiry) is never skipped by a backoff
+        if not unrecorded:
+            try:
+                await handler.attempt_failed(job, exc, job.attempts, self.policy.max_attempts, run_at)
+            except StoreError as error:  # the retry matters more than its record: it is scheduled all the same
+                log.warning("job %s: could not record its failed attempt %d: %s", job.id, job.attempts, error)
+            except Exception:
+                log.exception("job %s: recording its failed attempt %d failed", job.id, job.attempts)
         await self._settle(self.jobs.retry_job(job.id, self.owner, run_at=run_at, error=str(exc)), job)
 
     async def _settle(self, change: Awaitable[bool], job: Job) -> None:

@@ -36,6 +36,21 @@ class Fetched:
     from_cache: bool = False
 
 
+@dataclass(slots=True)
+class _Progress:
+    """How far a fetch got, for the reason its deadline gives."""
+
+    url: str
+    declared: int | None = None
+    """The Content-Length of the response being read; None before its headers came."""
+    received: int = 0
+
+    def said(self) -> str:
+        if self.declared is None:
+            return f"no response headers from {self.url}"
+        return f"{self.received} of {self.declared} bytes of {self.url} had arrived"
+
+
 @dataclass(frozen=True, slots=True)
 class FetchLimits:
     connect_timeout: float = 5.0
@@ -61,6 +76,26 @@ def _media_type(value: str | None) -> str | None:
     if not value:
         return None
     return value.split(";", 1)[0].strip().lower() or None
+
+
+class _UnusableLocation(Exception):
+    """A redirect's Location is no URL the gateway can use; refused like the same URL given directly."""
+
+    def __init__(self, location: str, reason: Exception) -> None:
+        super().__init__(f"redirects to {location!r}, which is not a usable URL: {reason}")
+
+
+async def _check_location(response: httpx.Response) -> None:
+    """Read a redirect's Location before the HTTP client does. The client parses it while it hands the
+    response back and turns a URL it cannot parse (``http://0177.0.0.1/``, an octal loopback) into a
+    protocol error, which is retryable like a broken connection; here it fails at once, as the same URL
+    given directly does."""
+    if response.has_redirect_location:
+        location = response.headers["location"]
+        try:
+            response.request.url.join(location)
+        except (httpx.InvalidURL, ValueError) as exc:
+            raise _UnusableLocation(location, exc) from None
 
 
 def _bytes_past_content_length(response: httpx.Response) -> bool:
@@ -106,6 +141,7 @@ class Fetcher:
             ),
             headers={"User-Agent": "mmsgate/0.1 (+media fetch)", "Accept-Encoding": "identity"},
             trust_env=False,
+            event_hooks={"response": [_check_location]},
         )
         self.requests = 0
         """Requests sent to origins (for tests and metrics)."""
@@ -162,12 +198,17 @@ class Fetcher:
                 validators["If-None-Match"] = cached.header.etag
             if cached.header.last_modified:
                 validators["If-Modified-Since"] = cached.header.last_modified
+        progress = _Progress(url)
         try:
             async with asyncio.timeout(self.limits.total_timeout):
-                result = await self._get(url, kind, validators)
+                result = await self._get(url, kind, validators, progress)
         except TimeoutError:
+            deadline = self.limits.total_timeout
             raise MediaError(
-                rules.fetch_failed, f"{url}: no complete answer within {self.limits.total_timeout:g} s", retryable=True
+                rules.fetch_failed,
+                f"{url}: no complete answer within {deadline:g} s (the deadline for a URL's headers and body "
+                f"together; {progress.said()})",
+                retryable=True,
             ) from None
         if result is None:  # 304: the cached copy is current
             assert cached is not None
@@ -181,15 +222,18 @@ class Fetcher:
         return fetched
 
     async def _get(
-        self, url: str, kind: MediaKind, validators: dict[str, str]
+        self, url: str, kind: MediaKind, validators: dict[str, str], progress: _Progress
     ) -> tuple[Fetched, str | None, str | None] | None:
         rules = RULES[kind]
         current = url
         for _ in range(MAX_REDIRECTS + 1):
+            progress.url = current
             request = await self._request(current, kind, validators)
             self.requests += 1
             try:
                 response = await self._client.send(request, stream=True)
+            except _UnusableLocation as exc:
+                raise MediaError(rules.fetch_failed, f"{current}: {exc}") from exc
             except httpx.TimeoutException as exc:
                 raise MediaError(
                     rules.fetch_failed, f"{current}: timed out ({type(exc).__name__})", retryable=True
@@ -201,11 +245,14 @@ class Fetcher:
                     location = response.headers.get("location")
                     if not location:
                         raise MediaError(rules.fetch_failed, f"{current}: redirect without a Location")
-                    current = str(httpx.URL(current).join(location))
+                    try:
+                        current = str(httpx.URL(current).join(location))
+                    except (httpx.InvalidURL, ValueError) as exc:
+                        raise MediaError(rules.fetch_failed, f"{current}: {_UnusableLocation(location, exc)}") from exc
                     continue
                 if response.status_code == 304 and validators:
                     return None
-                return await self._read(current, kind, response)
+                return await self._read(current, kind, response, progress)
             finally:
                 await response.aclose()
         raise MediaError(rules.fetch_failed, f"{url}: more than {MAX_REDIRECTS} redirects")
@@ -233,7 +280,7 @@ class Fetcher:
         )
 
     async def _read(
-        self, url: str, kind: MediaKind, response: httpx.Response
+        self, url: str, kind: MediaKind, response: httpx.Response, progress: _Progress
     ) -> tuple[Fetched, str | None, str | None]:
         rules = RULES[kind]
         if not 200 <= response.status_code < 300:
@@ -256,13 +303,20 @@ class Fetcher:
         if length == 0:
             raise MediaError(rules.bad_content, f"{url}: the file is empty")
         body = bytearray()
+        progress.declared = length
         try:
             async for chunk in response.aiter_raw():
                 body += chunk
+                progress.received = len(body)
                 if len(body) > length:
                     raise MediaError(rules.fetch_failed, f"{url}: the body is longer than its Content-Length")
         except httpx.TimeoutException as exc:
-            raise MediaError(rules.fetch_failed, f"{url}: timed out while reading", retryable=True) from exc
+            raise MediaError(
+                rules.fetch_failed,
+                f"{url}: timed out while reading: nothing for {self.limits.read_timeout:g} s after "
+                f"{len(body)} of {length} bytes",
+                retryable=True,
+            ) from exc
         except httpx.HTTPError as exc:
             raise MediaError(rules.fetch_failed, f"{url}: {type(exc).__name__}: {exc}", retryable=True) from exc
         if len(body) < length:

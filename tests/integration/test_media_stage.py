@@ -528,6 +528,11 @@ class Recording:
         self.attempts.append(job.attempts)
         return await self.inner.run(job)
 
+    async def attempt_failed(
+        self, job: Job, error: Exception, attempt: int, max_attempts: int, next_run: datetime
+    ) -> None:
+        await self.inner.attempt_failed(job, error, attempt, max_attempts, next_run)
+
     async def give_up(self, job: Job, error: Exception) -> None:
         await self.inner.give_up(job, error)
 

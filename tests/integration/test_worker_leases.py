@@ -26,6 +26,11 @@ class Slow:
         await self.finish.wait()
         return None
 
+    async def attempt_failed(
+        self, job: Job, error: Exception, attempt: int, max_attempts: int, next_run: datetime
+    ) -> None:
+        raise AssertionError(f"job {job.id} failed: {error}")
+
     async def give_up(self, job: Job, error: Exception) -> None:
         raise AssertionError(f"job {job.id} failed: {error}")
 

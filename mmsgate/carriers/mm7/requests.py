@@ -10,6 +10,7 @@ becomes an inbound MMS (N401); ReadReplyReq an event on the message.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from mmsgate.carriers.base import CarrierSink, DeliveryReport, InboundFile, InboundMms, ReportStatus
 from mmsgate.carriers.mm7.parse import parse_request
@@ -82,6 +83,11 @@ class KeptRequests:
     async def _note(self, connection: str, message_id: str | None, status: str, details: str) -> None:
         if message_id:
             await self.sink.note(connection, message_id, status, details)
+
+    async def attempt_failed(
+        self, job: Job, error: Exception, attempt: int, max_attempts: int, next_run: datetime
+    ) -> None:
+        """Nothing to record: a kept request is the carrier's, not a message's work; the worker logs it."""
 
     async def give_up(self, job: Job, error: Exception) -> None:
         log.error("MM7 request %s could not be handled: %s", job.ref, error)

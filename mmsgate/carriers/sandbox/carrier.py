@@ -14,6 +14,7 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import datetime
 
 import msgspec
 
@@ -107,6 +108,11 @@ class SandboxReports:
             )
         )
         return SETTLED if settled else None  # else the worker ends the job
+
+    async def attempt_failed(
+        self, job: Job, error: Exception, attempt: int, max_attempts: int, next_run: datetime
+    ) -> None:
+        """Nothing to record: a report waiting for its submit's record is no failure of the message."""
 
     async def give_up(self, job: Job, error: Exception) -> None:
         """Nothing to record: the message stays submitted and expires (N103) if no report comes."""
