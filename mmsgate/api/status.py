@@ -1,4 +1,5 @@
-"""``GET /v1/messages/{tracking-id}`` and ``GET /v1/templates/{mms-id}``: state, slides and history.
+"""``GET /v1/messages/{tracking-id}`` and ``GET /v1/templates/{mms-id}``: state, slides and history (and,
+while a message's work is retried, the failed attempt it is retried after).
 
 Authenticated by ``x-api-key`` and scoped to its account: another account's message is "not found".
 """
@@ -12,9 +13,10 @@ from starlette.responses import Response
 
 from mmsgate.api.auth import Authenticator
 from mmsgate.common.http import api_key_of, failure, json_response
-from mmsgate.core.codes import ACCEPTED_DETAILS, TEMPLATE_ACCEPTED_DETAILS, ErrorCode
+from mmsgate.core.codes import ACCEPTED_DETAILS, TEMPLATE_ACCEPTED_DETAILS, ErrorCode, MessageState
 from mmsgate.core.lifecycle import is_final
 from mmsgate.core.model import AccountConfig, Event, Message, Sending, iso, slides_to_wire
+from mmsgate.core.retry import RETRYING, FailedAttempt
 from mmsgate.core.roles import Messages
 from mmsgate.errors import ApiError, NotFound
 
@@ -44,6 +46,21 @@ async def _pending(messages: Messages, m: Message) -> dict[str, Any] | None:
         "status-details": kept.details,
         "received": iso(kept.received_at),
         "kept-until": iso(kept.expires_at),
+    }
+
+
+def _retry(state: MessageState, events: list[Event]) -> dict[str, Any] | None:
+    """The failed attempt the message's work is being retried after: its last event, while it is not final."""
+    if is_final(state) or not events or events[-1].status != RETRYING:
+        return None
+    failed = FailedAttempt.parse(events[-1].details)
+    if failed is None:
+        return None
+    return {
+        "attempt": failed.attempt,
+        "max-attempts": failed.max_attempts,
+        "status-details": failed.reason,
+        "next-try-at": iso(failed.next_try_at),
     }
 
 
@@ -99,6 +116,7 @@ class StatusView:
                 **_sending(m.sending),
                 "created": iso(m.created_at),
                 "events": _events(events),
+                "retry": _retry(m.state, events),
                 "carrier": ({"name": m.carrier, "message-id": m.carrier_message_id} if m.carrier_message_id else None),
                 "pending-report": await _pending(self.messages, m),
                 "postbacks": [

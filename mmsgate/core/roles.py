@@ -464,6 +464,10 @@ class ConsoleState(Protocol):
         """A message's or template's postbacks, oldest first, each with its delivery attempts."""
         ...
 
+    async def console_last_events(self, subject_ids: Sequence[str]) -> dict[str, Event]:
+        """The latest event of each message or template named (none for one without events)."""
+        ...
+
     async def console_templates(self, account_id: str | None = None, limit: int = 200) -> list[Template]:
         """Templates, newest first (of one account, when given)."""
         ...

@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 
-from mmsgate.core.model import Message, Template, from_epoch
+from mmsgate.core.model import Event, Message, Template, from_epoch
 from mmsgate.core.records import ConsoleUpload, MessageQuery, PostbackAttempt, PostbackRecord
 from mmsgate.store.sql.database import SqlDatabase
 from mmsgate.store.sql.rows import MESSAGE_READ_COLUMNS, TEMPLATE_COLUMNS, Params, message_row, template_row
@@ -98,6 +98,17 @@ class SqlConsole:
             )
             for r in rows
         ]
+
+    async def console_last_events(self, subject_ids: Sequence[str]) -> dict[str, Event]:
+        if not subject_ids:
+            return {}
+        rows = await self._db.read(
+            "SELECT subject_id, code, status, details, created_at FROM events WHERE id IN "
+            f"(SELECT MAX(id) FROM events WHERE subject_id IN ({', '.join('?' for _ in subject_ids)}) "
+            "GROUP BY subject_id)",
+            tuple(subject_ids),
+        )
+        return {str(r[0]): Event(r[1], r[2], r[3], from_epoch(r[4])) for r in rows}
 
     async def console_templates(self, account_id: str | None = None, limit: int = 200) -> list[Template]:
         rows = await self._db.read(

@@ -56,6 +56,8 @@ class MessagePages:
         )
         rows = await self.console.console_messages(query, PAGE_SIZE + 1)
         shown, more = rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
+        last = await self.console.console_last_events([m.tracking_id for m in shown])
+        reasons = {m.tracking_id: pages.reason_of(m, last.get(m.tracking_id)) for m in shown}
         given = {"state": state, "number": number_text, "account": account, "since": since, "until": until}
         filters = {k: v for k, v in given.items() if v}
         next_url = None
@@ -66,6 +68,7 @@ class MessagePages:
             section="messages",
             session=session,
             messages=shown,
+            reasons=reasons,
             filters=filters,
             states=[s.value for s in MessageState],
             accounts=await self.kit.accounts.list_accounts(),
@@ -99,6 +102,7 @@ class MessagePages:
             request_json=pages.request_of(message),
             slides=pages.slide_views(tracking_id, message.sending.slides, parts),
             events=events,
+            retrying=pages.retrying(message, events),
             postbacks=await self.console.console_postbacks(tracking_id),
             segments=await self.records.sms_segments(tracking_id),
             pending=None if is_final(message.state) else await self.records.pending_report(tracking_id),

@@ -13,9 +13,11 @@ from urllib.parse import quote
 import msgspec
 
 from mmsgate.core.codes import MessageState
+from mmsgate.core.lifecycle import is_final
 from mmsgate.core.mms import Mms, extension_for
-from mmsgate.core.model import MediaKind, Message, Part, Slide, iso, slides_to_wire
+from mmsgate.core.model import Event, MediaKind, Message, Part, Slide, iso, slides_to_wire
 from mmsgate.core.records import Inbound, SandboxSms
+from mmsgate.core.retry import RETRYING, FailedAttempt
 
 _mms = msgspec.json.Decoder(Mms)
 
@@ -41,6 +43,33 @@ def state_class(state: str) -> str:
     if state in BAD_STATES:
         return "bad"
     return "busy"
+
+
+def reason_of(message: Message, last: Event | None) -> str | None:
+    """Why a message stands where it does, for its row in the list: the failed attempt its work is being
+    retried after, or the failure, rejection or expiry that ended it; None for a message on its way."""
+    if last is None:
+        return None
+    if last.status == RETRYING and not is_final(message.state):
+        return last.details
+    if message.state.value in BAD_STATES:
+        return f"{last.code}: {last.details}" if last.code else last.details
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Retrying:
+    """The failed attempt a message's work is being retried after, for its page."""
+
+    attempt: FailedAttempt
+    at: datetime
+
+
+def retrying(message: Message, events: Sequence[Event]) -> Retrying | None:
+    if is_final(message.state) or not events or events[-1].status != RETRYING:
+        return None
+    failed = FailedAttempt.parse(events[-1].details)
+    return None if failed is None else Retrying(failed, events[-1].created_at)
 
 
 def when(moment: datetime | None) -> str:
