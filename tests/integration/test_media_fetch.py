@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import resource
 import time
 import zlib
@@ -385,6 +386,61 @@ async def test_stalled_body_hits_the_read_timeout(origin: Origin) -> None:
     assert elapsed < 3.0
 
 
+async def deadline_refusal(url: str, deadline: float) -> tuple[MediaError, float]:
+    """Fetch ``url`` with a total deadline far shorter than the read timeout; the refusal and its time."""
+    limited = Fetcher(LOOPBACK, FetchLimits(connect_timeout=2.0, read_timeout=10.0, total_timeout=deadline))
+    try:
+        started = time.monotonic()
+        error = await asyncio.wait_for(refusal(limited, url, K.IMAGE), deadline + 5)  # no deadline: fails, not hangs
+        return error, time.monotonic() - started
+    finally:
+        await limited.aclose()
+
+
+async def test_an_origin_sending_one_byte_a_second_hits_the_deadline_per_url(origin: Origin) -> None:
+    """Each byte comes well within the read timeout; the deadline for the whole answer still ends it."""
+    body = samples.jpeg(64, 48)
+    url = origin.route(
+        "/trickle.jpg",
+        Reply(200, [("Content-Type", "image/jpeg"), ("Content-Length", str(len(body)))], body, drip=1.0),
+    )
+    error, elapsed = await deadline_refusal(url, 2.5)
+    assert error.code == "E351"
+    assert error.retryable
+    assert "no complete answer within 2.5 s (the deadline for a URL's headers and body together; " in error.detail
+    assert re.search(rf"[1-3] of {len(body)} bytes of {re.escape(url)} had arrived", error.detail), error.detail
+    assert 2.4 <= elapsed < 4.0
+    assert origin.sent[0].body_bytes <= 4
+
+
+async def test_a_body_shorter_than_its_length_held_open_hits_the_deadline(origin: Origin) -> None:
+    """The origin lies: it declares 5000 bytes, sends 100 and keeps the connection open."""
+    url = origin.route(
+        "/short.jpg",
+        Reply(200, [("Content-Type", "image/jpeg"), ("Content-Length", "5000")], b"\xff" * 5000, send=100, hold=True),
+    )
+    error, elapsed = await deadline_refusal(url, 1.5)
+    assert error.code == "E351"
+    assert error.retryable
+    assert "within 1.5 s" in error.detail and "100 of 5000 bytes" in error.detail
+    assert 1.4 <= elapsed < 3.0
+    await wait_for(lambda: origin.sent[0].client_closed, what="the gateway to close the connection")
+
+
+async def test_headers_that_never_come_hit_the_deadline(origin: Origin) -> None:
+    never = asyncio.Event()
+
+    async def silent(_: object) -> Reply:
+        await never.wait()  # the origin takes the request and never answers
+        return Reply()
+
+    url = origin.route("/silent.jpg", silent)
+    error, elapsed = await deadline_refusal(url, 1.0)
+    assert error.retryable
+    assert "within 1 s" in error.detail and f"no response headers from {url}" in error.detail
+    assert 0.9 <= elapsed < 2.5
+
+
 async def test_connection_refused_is_a_retryable_fetch_failure(fetcher: Fetcher) -> None:
     closed = await Origin().start()
     url = closed.url("/gone.jpg")
@@ -493,6 +549,29 @@ async def test_redirect_to_a_private_address_is_refused(origin: Origin, fetcher:
     assert time.monotonic() - started < 2.0  # refused before any connection attempt, not timed out
 
 
+async def test_a_redirect_to_an_octal_loopback_fails_at_once_like_the_same_url_given_directly() -> None:
+    """``0177.0.0.1`` is 127.0.0.1 to resolvers that read octal; the gateway takes it for no address, and
+    refuses it for good whether a redirect names it or the slide does."""
+    allowed = await Origin("127.0.0.2").start()
+    fetcher = Fetcher(AddressGuard(parse_networks("127.0.0.2/32")))
+    target = "http://0177.0.0.1/secret.jpg"
+    try:
+        url = allowed.route("/a", redirect(target))
+        started = time.monotonic()
+        by_redirect = await refusal(fetcher, url, K.IMAGE)
+        assert time.monotonic() - started < 2.0
+        direct = await refusal(fetcher, target, K.IMAGE)
+    finally:
+        await fetcher.aclose()
+        await allowed.close()
+    for error in (by_redirect, direct):
+        assert error.code == "E351"
+        assert not error.retryable
+        assert "not a usable URL" in error.detail
+    assert by_redirect.detail.startswith(f"{url}: redirects to {target!r}")
+    assert allowed.count("/a") == 1
+
+
 async def test_redirect_to_loopback_is_refused_when_loopback_is_not_allowed() -> None:
     """The first hop is on an allowed address (127.0.0.2 only); it redirects to 127.0.0.1 and to localhost,
     which are not allowed: the gateway refuses without sending them a request."""
@@ -507,6 +586,7 @@ async def test_redirect_to_loopback_is_refused_when_loopback_is_not_allowed() ->
             error = await refusal(fetcher, url, K.IMAGE)
             assert error.code == "E351"
             assert "non-public" in error.detail
+            assert not error.retryable
         assert allowed.count("/a") == 1 and allowed.count("/b") == 1
         assert forbidden.requests == []
     finally:
