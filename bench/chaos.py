@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import random
+import re
 import shutil
 import sys
 import tempfile
@@ -58,9 +59,9 @@ from support.processes import BenchError, Processes, tail, wait_line
 from support.results import appended, command_line, verdict
 from support.script import interrupt_on_sigterm
 
-EARLY_REPORT = "before its submit was recorded"
-"""What a worker logs (at INFO) of a delivery report that came before its submit's record; its log lines are
-counted, with the distinct jobs they name. (Today's code logs it in "attempt n failed, retry in 0 s" lines.)"""
+EARLY_REPORT = re.compile(r"(report|receipt) .*? for (\S+) came before its (?:submit|SMS) was recorded")
+"""What a worker logs (at INFO) of a delivery report (``report``) or an SMS receipt (``receipt``) that came
+before its submit's record, and kept until that record exists; counted by kind, distinct ids."""
 PEERS = Path(__file__).resolve().with_name("chaos_peers.py")
 HANDSETS = (  # number, sandbox behaviour, share of the messages, the final state it should end in
     ("15550100001", "delivers", 0.70, "delivered"),

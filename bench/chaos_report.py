@@ -26,7 +26,6 @@ STRANDED_AFTER = 60.0
 """Seconds after the load's end by which every accepted message must be final (the issue's acceptance)."""
 LONGEST_WAIT = 30.0
 """Seconds a message's work may wait after the process holding it died (the issue's acceptance)."""
-JOB_ID = re.compile(r"\bjob (\d+)\b")
 RECONCILED = "reconciled with"
 """What a worker logs when it asked the carrier about a submit a dead process left unrecorded."""
 
@@ -59,7 +58,7 @@ class Run:
     missing_postbacks: list[tuple[str, str]] = field(default_factory=list)
     deaths: list[Death] = field(default_factory=list)
     exits: list[Exit] = field(default_factory=list)
-    early_reports: tuple[int, int] = (0, 0)  # log lines, distinct jobs
+    early_reports: tuple[int, int] = (0, 0)  # delivery reports, SMS receipts kept until their submit's record
     reconciled: int = 0
     problems: list[tuple[str, int]] = field(default_factory=list)
 
@@ -209,27 +208,25 @@ def wait_postbacks(run: Run, url: str, receiver: Receiver, deadline: float) -> N
     run.duplicate_postbacks = sum(n - 1 for n in receiver.delivered.values() if n > 1)
 
 
-def count_in_logs(fleet: Fleet, early_report: str) -> tuple[tuple[int, int], int, list[tuple[str, int]]]:
-    """From the workers' logs: the early-report lines and the distinct jobs they name, the reconciled
-    submits; from every process's log: its warnings and errors, counted by their text (ids left out)."""
-    lines = jobs = reconciled = 0
-    seen: set[str] = set()
+def count_in_logs(fleet: Fleet, early_report: re.Pattern[str]) -> tuple[tuple[int, int], int, list[tuple[str, int]]]:
+    """From the workers' logs: the distinct delivery reports and SMS receipts kept because they came before
+    their submit's record, the reconciled submits; from every process's log: its warnings and errors,
+    counted by their text (ids left out)."""
+    reconciled = 0
+    kept: dict[str, set[str]] = {"report": set(), "receipt": set()}
     problems: Counter[str] = Counter()
     for slot in fleet.slots:
         text = read_log(slot.log)
         if slot.is_worker:
             for line in text.splitlines():
-                if early_report in line:
-                    lines += 1
-                    match = JOB_ID.search(line)
-                    if match and match.group(1) not in seen:
-                        seen.add(match.group(1))
-                        jobs += 1
+                match = early_report.search(line)
+                if match:
+                    kept[match.group(1)].add(match.group(2))
                 elif RECONCILED in line:
                     reconciled += 1
         for line in log_problems(slot.log):
             problems[f"{slot.name.rstrip('0123456789')}: {ANY_ID.sub('…', line)[:160]}"] += 1
-    return (lines, jobs), reconciled, problems.most_common(8)
+    return (len(kept["report"]), len(kept["receipt"])), reconciled, problems.most_common(8)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -303,8 +300,8 @@ def figures(run: Run) -> list[tuple[str, str]]:
         ),
         ("longest wait after a death", f"{longest:.1f} s ({what})"),
         (
-            "reports before their submit's record (worker logs)",
-            f"{run.early_reports[0]} log lines, {run.early_reports[1]} reports",
+            "kept until their submit's record (worker logs)",
+            f"{run.early_reports[0]} delivery reports, {run.early_reports[1]} SMS receipts",
         ),
         ("submits reconciled after a death", f"{run.reconciled}"),
         ("load duration", f"{run.load_seconds:.0f} s"),
