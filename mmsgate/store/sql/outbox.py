@@ -14,15 +14,17 @@ from mmsgate.store.sql.database import SqlDatabase
 from mmsgate.store.sql.jobs import claim_statement
 from mmsgate.store.sql.rows import POSTBACK_COLUMNS, RUNNING
 
-DESTINATION = (
-    "COALESCE((SELECT NULLIF(c.postback_url, '') FROM messages m JOIN campaigns c ON c.service_id = m.service_id "
-    "WHERE m.tracking_id = postbacks.subject_id), "
-    "(SELECT NULLIF(a.postback_url, '') FROM accounts a WHERE a.id = postbacks.account_id)), "
-    "(SELECT a.postback_secret FROM accounts a WHERE a.id = postbacks.account_id)"
+DESTINATIONS = (
+    "SELECT p.id, COALESCE(NULLIF(c.postback_url, ''), NULLIF(a.postback_url, '')), a.postback_secret "
+    "FROM postbacks p LEFT JOIN accounts a ON a.id = p.account_id "
+    "LEFT JOIN messages m ON m.tracking_id = p.subject_id LEFT JOIN campaigns c ON c.service_id = m.service_id "
+    "WHERE p.id IN ({ids})"
 )
-"""Where a claimed postback goes and its signing key, read when it is claimed (so when it is sent): the
-URL of its message's campaign, else its account's (a template's or an inbound MMS's subject is no message,
-so theirs is the account's, as when they were queued); NULL when there is none any more."""
+"""Where claimed postbacks go and their signing key, read right after the claim (so when they are sent): the
+URL of the message's campaign, else the account's (a template's or an inbound MMS's subject is no message,
+so theirs is the account's, as when they were queued); NULL when there is none any more. A read of its own
+by primary keys, not subqueries in the claim's RETURNING: SQLite plans those as a scan of every message
+and account for each row claimed."""
 
 ATTEMPT_INSERT = (
     "INSERT INTO postback_attempts (postback_id, subject_id, attempt, at, elapsed, http_status, error) "
@@ -49,12 +51,21 @@ class SqlOutbox:
         rows = await self._db.claim(
             (
                 claim_statement("postbacks", condition, self._db.skip_locked)
-                + f" RETURNING {', '.join('postbacks.' + c.strip() for c in POSTBACK_COLUMNS.split(','))}, "
-                + DESTINATION,
+                + f" RETURNING {', '.join('postbacks.' + c.strip() for c in POSTBACK_COLUMNS.split(','))}",
                 (now, *skip_accounts, limit, now, *skip_accounts, limit, owner, now + lease_seconds, now, limit),
             )
         )
-        claimed = [PostbackDelivery(int(r[0]), r[1], r[2], r[3], r[7], r[5], int(r[6]), r[8]) for r in rows]
+        if not rows:
+            return []
+        ids = [int(r[0]) for r in rows]
+        where = {
+            int(d[0]): (d[1], d[2])
+            for d in await self._db.read(DESTINATIONS.format(ids=", ".join("?" for _ in ids)), tuple(ids))
+        }
+        claimed = []
+        for r in rows:
+            url, secret = where.get(int(r[0]), (None, None))
+            claimed.append(PostbackDelivery(int(r[0]), r[1], r[2], r[3], url, r[5], int(r[6]), secret))
         return sorted(claimed, key=lambda p: p.id)
 
     async def postback_attempted(self, attempt: PostbackAttempt, owner: str, *, retry_at: datetime | None) -> bool:
