@@ -30,6 +30,9 @@ from mmsgate.core.roles import JobQueue
 from mmsgate.errors import StoreError
 
 log = logging.getLogger("mmsgate.worker")
+SETTLING_SECONDS = 1.0
+"""How long a job whose lease was not renewed may take to end before it is said to have lost its lease: a
+job that released its lease by its own last write ends as soon as that write's commit is answered."""
 
 
 def worker_name() -> str:
@@ -168,9 +171,16 @@ class Worker:
             except StoreError as exc:
                 log.warning("cannot renew job leases: %s", exc)
                 continue
-            # a job whose own last write just released it is no longer running once that write is committed
+            unheld = set(running) - held
+            if not unheld:
+                continue
+            # a job whose own last write released it (finished, retried, settled by its handler) is not held
+            # any more, though its task ends only once that write's commit is answered: give those a moment
+            ending = [task for task, job in self._running.items() if job.id in unheld]
+            if ending:
+                await asyncio.wait(ending, timeout=SETTLING_SECONDS)
             still = {job.id for job in self._running.values()}
-            for lost in sorted((set(running) - held) & still):
+            for lost in sorted(unheld & still):
                 log.warning("job %s: lease lost while it runs; another worker may run it too", lost)
 
     async def stop(self, grace: float = 10.0) -> None:

@@ -44,6 +44,9 @@ from mmsgate.postbacks import SIGNATURE_HEADER, sign
 from mmsgate.postbacks.http import NotSent, PostbackClient
 
 log = logging.getLogger("mmsgate.postbacks")
+SETTLING_SECONDS = 1.0
+"""How long a postback whose lease was not renewed may take to end before it is said to have lost its lease
+(its stored outcome released it; its task ends once that commit is answered)."""
 CLAIM_GATHER = 0.005
 """Seconds to let more deliveries finish once one has, so one claim refills their slots together."""
 NO_URL = "dropped: the account has no postback URL now"
@@ -223,8 +226,15 @@ class PostbackSender:
             except StoreError as exc:
                 log.warning("cannot renew postback leases: %s", exc)
                 continue
-            still = {postback.id for postback in self._running.values()}  # an outcome stored meanwhile ends it
-            for lost in sorted((set(held) - kept) & still):
+            unheld = set(held) - kept
+            if not unheld:
+                continue
+            # an outcome stored meanwhile released the lease; its task ends once that commit is answered
+            ending = [task for task, postback in self._running.items() if postback.id in unheld]
+            if ending:
+                await asyncio.wait(ending, timeout=SETTLING_SECONDS)
+            still = {postback.id for postback in self._running.values()}
+            for lost in sorted(unheld & still):
                 log.warning(
                     "postback %s: lease lost while it is sent; another worker may send it too", held[lost].event_id
                 )
