@@ -43,6 +43,21 @@ async def idle(
         await asyncio.sleep(gather)
 
 
+SETTLING_SECONDS = 1.0
+"""How long work whose lease was not renewed may take to end before it is said to have lost its lease: work
+whose own stored outcome released its lease ends as soon as that write's commit is answered."""
+
+
+async def lost_leases(running: dict[asyncio.Task[None], T], unheld: set[int], key: Callable[[T], int]) -> set[int]:
+    """Of the ids of ``running`` work (tasks to their work, ``key`` its id) whose leases a renewal did not find
+    held, those still running after :data:`SETTLING_SECONDS`: the ones another process may have taken. The
+    others released their leases by their own last write and were only waiting for its commit."""
+    ending = [task for task, work in running.items() if key(work) in unheld]
+    if ending:
+        await asyncio.wait(ending, timeout=SETTLING_SECONDS)
+    return unheld & {key(work) for work in running.values()}
+
+
 class Outage:
     """How a loop that depends on the database lives through its absence: ``failed`` says so at WARNING
     the first time and then every ``every`` seconds while it lasts (not at every try, which would bury the

@@ -22,7 +22,7 @@ import socket
 from collections.abc import Awaitable, Mapping
 from datetime import timedelta
 
-from mmsgate.common.waiting import Outage, idle, pause
+from mmsgate.common.waiting import Outage, idle, lost_leases, pause
 from mmsgate.core.codes import JobKind
 from mmsgate.core.model import Job, JobHandler, Settled, utcnow
 from mmsgate.core.retry import RetryPolicy
@@ -30,9 +30,10 @@ from mmsgate.core.roles import JobQueue
 from mmsgate.errors import StoreError
 
 log = logging.getLogger("mmsgate.worker")
-SETTLING_SECONDS = 1.0
-"""How long a job whose lease was not renewed may take to end before it is said to have lost its lease: a
-job that released its lease by its own last write ends as soon as that write's commit is answered."""
+
+
+def _job_id(job: Job) -> int:
+    return job.id
 
 
 def worker_name() -> str:
@@ -172,15 +173,7 @@ class Worker:
                 log.warning("cannot renew job leases: %s", exc)
                 continue
             unheld = set(running) - held
-            if not unheld:
-                continue
-            # a job whose own last write released it (finished, retried, settled by its handler) is not held
-            # any more, though its task ends only once that write's commit is answered: give those a moment
-            ending = [task for task, job in self._running.items() if job.id in unheld]
-            if ending:
-                await asyncio.wait(ending, timeout=SETTLING_SECONDS)
-            still = {job.id for job in self._running.values()}
-            for lost in sorted(unheld & still):
+            for lost in sorted(await lost_leases(self._running, unheld, _job_id)):
                 log.warning("job %s: lease lost while it runs; another worker may run it too", lost)
 
     async def stop(self, grace: float = 10.0) -> None:

@@ -35,7 +35,7 @@ from datetime import timedelta
 
 from mmsgate import __version__
 from mmsgate.common.guard import AddressGuard, BlockedAddress, UnresolvedHost
-from mmsgate.common.waiting import Outage, idle, pause
+from mmsgate.common.waiting import Outage, idle, lost_leases, pause
 from mmsgate.core.model import from_epoch, utcnow
 from mmsgate.core.records import PostbackAttempt, PostbackDelivery
 from mmsgate.core.roles import Outbox
@@ -44,13 +44,14 @@ from mmsgate.postbacks import SIGNATURE_HEADER, sign
 from mmsgate.postbacks.http import NotSent, PostbackClient
 
 log = logging.getLogger("mmsgate.postbacks")
-SETTLING_SECONDS = 1.0
-"""How long a postback whose lease was not renewed may take to end before it is said to have lost its lease
-(its stored outcome released it; its task ends once that commit is answered)."""
 CLAIM_GATHER = 0.005
 """Seconds to let more deliveries finish once one has, so one claim refills their slots together."""
 NO_URL = "dropped: the account has no postback URL now"
 """The error of a postback whose account (or campaign) no longer has a postback URL when it is claimed."""
+
+
+def _postback_id(postback: PostbackDelivery) -> int:
+    return postback.id
 
 
 class PostbackSender:
@@ -227,14 +228,7 @@ class PostbackSender:
                 log.warning("cannot renew postback leases: %s", exc)
                 continue
             unheld = set(held) - kept
-            if not unheld:
-                continue
-            # an outcome stored meanwhile released the lease; its task ends once that commit is answered
-            ending = [task for task, postback in self._running.items() if postback.id in unheld]
-            if ending:
-                await asyncio.wait(ending, timeout=SETTLING_SECONDS)
-            still = {postback.id for postback in self._running.values()}
-            for lost in sorted(unheld & still):
+            for lost in sorted(await lost_leases(self._running, unheld, _postback_id)):
                 log.warning(
                     "postback %s: lease lost while it is sent; another worker may send it too", held[lost].event_id
                 )
