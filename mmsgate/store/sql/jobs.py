@@ -50,6 +50,24 @@ def claim_statement(table: str, condition: str, skip_locked: str) -> str:
     )
 
 
+async def extend_leases(db: SqlDatabase, table: str, ids: Sequence[int], owner: str, lease_seconds: float) -> set[int]:
+    """Renew the leases ``owner`` holds on rows of a job-like table (``jobs``, ``postbacks``); the ids of those
+    it still held (a row another worker took, or that its own last write released, is not among them)."""
+    now = time.time()
+    held: set[int] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        rows = await db.claim(
+            (
+                f"UPDATE {table} SET lease_until = ?, updated_at = ? WHERE lease_owner = ? AND state = ? "
+                f"AND id IN ({', '.join('?' for _ in chunk)}) RETURNING id",
+                (now + lease_seconds, now, owner, RUNNING, *chunk),
+            )
+        )
+        held.update(int(r[0]) for r in rows)
+    return held
+
+
 class SqlJobQueue:
     """Jobs claimed under a lease."""
 
@@ -86,19 +104,7 @@ class SqlJobQueue:
         return [(row, None) for row in await self._db.claim(statement)]
 
     async def extend_leases(self, job_ids: Sequence[int], owner: str, *, lease_seconds: float) -> set[int]:
-        now = time.time()
-        held: set[int] = set()
-        for start in range(0, len(job_ids), 500):
-            chunk = job_ids[start : start + 500]
-            rows = await self._db.claim(
-                (
-                    "UPDATE jobs SET lease_until = ?, updated_at = ? WHERE lease_owner = ? AND state = ? "
-                    f"AND id IN ({', '.join('?' for _ in chunk)}) RETURNING id",
-                    (now + lease_seconds, now, owner, RUNNING, *chunk),
-                )
-            )
-            held.update(int(r[0]) for r in rows)
-        return held
+        return await extend_leases(self._db, "jobs", job_ids, owner, lease_seconds)
 
     async def finish_job(self, job_id: int, owner: str) -> bool:
         return await self._db.unit(

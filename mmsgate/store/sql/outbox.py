@@ -11,7 +11,7 @@ from datetime import datetime
 from mmsgate.core.model import from_epoch
 from mmsgate.core.records import AccountBacklog, FailingPostback, PostbackAttempt, PostbackDelivery
 from mmsgate.store.sql.database import SqlDatabase
-from mmsgate.store.sql.jobs import claim_statement
+from mmsgate.store.sql.jobs import claim_statement, extend_leases
 from mmsgate.store.sql.rows import POSTBACK_COLUMNS, RUNNING
 
 DESTINATIONS = (
@@ -100,19 +100,7 @@ class SqlOutbox:
     async def extend_postback_leases(
         self, postback_ids: Sequence[int], owner: str, *, lease_seconds: float
     ) -> set[int]:
-        now = time.time()
-        held: set[int] = set()
-        for start in range(0, len(postback_ids), 500):
-            chunk = postback_ids[start : start + 500]
-            rows = await self._db.claim(
-                (
-                    "UPDATE postbacks SET lease_until = ?, updated_at = ? WHERE lease_owner = ? AND state = ? "
-                    f"AND id IN ({', '.join('?' for _ in chunk)}) RETURNING id",
-                    (now + lease_seconds, now, owner, RUNNING, *chunk),
-                )
-            )
-            held.update(int(r[0]) for r in rows)
-        return held
+        return await extend_leases(self._db, "postbacks", postback_ids, owner, lease_seconds)
 
     def on_outbox(self, listener: Callable[[frozenset[str]], None]) -> None:
         self._db.on_outbox(listener)
